@@ -1,0 +1,236 @@
+"""One simulated node's life: health endpoint, registration, campaign, step-down.
+
+The main thread sets things up and then only waits for SIGTERM/SIGINT; the campaign
+(waiting for a bound check to pass, then :class:`elect_helpers.election.Election`) and the
+leader's writes run on background threads.  Every step is an event in the node's log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from elect_helpers import connection, election, service
+from elect_helpers.durations import seconds_to_go
+from elect_helpers.errors import ElectHelpersError
+from elect_helpers.events import EventLog
+from elect_helpers.node.checks import wait_for_check_passing
+from elect_helpers.node.options import NodeOptions
+from elect_helpers.node.writer import LeaderWriter
+
+
+class NodeFailure(RuntimeError):
+    """The node cannot run (agent unreachable, TTL refused...); the message says why."""
+
+
+def fencing_number(token: Any) -> int:
+    """The integer a resource compares: the token's sequence if it has one, else its index."""
+    for name in ("sequence", "lock_index"):
+        value = getattr(token, name, None)
+        if isinstance(value, int):
+            return value
+    return int(token)
+
+
+class NodeRunner:
+    """Runs one node with validated :class:`NodeOptions` until asked to stop."""
+
+    def __init__(self, options: NodeOptions, log: EventLog) -> None:
+        self.options = options
+        self.log = log
+        self.stop_requested = threading.Event()
+        self._lock = threading.Lock()
+        self._client = connection.consul_client()
+        self._health: service.HealthEndpoint | None = None
+        self._registration: service.Registration | None = None
+        self._election: election.Election | None = None
+        self._writer: LeaderWriter | None = None
+        self._token: int | None = None
+        self.failure: str | None = None
+
+    # -- start-up ---------------------------------------------------------------------
+
+    def check_agent(self) -> None:
+        """Fail early and clearly if the agent is unreachable or refuses our TTL."""
+        try:
+            ttl_min = connection.agent_session_ttl_min(self._client)
+        except ElectHelpersError as exc:
+            raise NodeFailure(str(exc)) from None
+        except Exception as exc:  # transport errors from the library
+            raise NodeFailure(
+                f"cannot reach the Consul agent ({exc}); start one or set CONSUL_HTTP_ADDR"
+            ) from None
+        if self.options.ttl_seconds < ttl_min:
+            raise NodeFailure(
+                f"--ttl {self.options.ttl} is below this agent's session_ttl_min "
+                f"({seconds_to_go(ttl_min)}); Consul accepts TTLs from session_ttl_min to 24h. "
+                "Use a longer --ttl or start the agent with a lower session_ttl_min"
+            )
+
+    def register(self) -> None:
+        """Serve /_health and register the node as a service with an HTTP check on it."""
+        opts = self.options
+        self._health = service.HealthEndpoint()
+        self.log.emit("started", detail=f"pid {os.getpid()}, health {self._health.url}")
+        self._registration = service.register_node(
+            self._client,
+            opts.name,
+            opts.service,
+            health_url=self._health.url,
+            address="127.0.0.1",
+            port=self._health.port,
+            interval=opts.check_interval,
+            timeout=opts.check_timeout,
+        )
+        self.log.emit(
+            "registered",
+            detail=f"service {opts.service} id {self._registration.service_id}, "
+            f"check {self._registration.check_id} every {opts.check_interval}",
+        )
+
+    def start_campaign(self) -> None:
+        """Campaign on a background thread (after the bound check passes, if bound)."""
+        threading.Thread(target=self._campaign, name="campaign", daemon=True).start()
+
+    def _campaign(self) -> None:
+        opts = self.options
+        assert self._registration is not None and self._health is not None
+        try:
+            if opts.bind_check:
+                passing = wait_for_check_passing(
+                    self._client, opts.service, self._registration.check_id, self.stop_requested
+                )
+                if not passing:
+                    return
+                self.log.emit("check-passing", detail=f"{self._registration.check_id}")
+            urls = {"fenced": opts.resource, "unfenced": opts.unfenced_resource}
+            urls = {kind: url for kind, url in urls.items() if url}
+            with self._lock:
+                if self.stop_requested.is_set():
+                    return
+                if urls:
+                    self._writer = LeaderWriter(
+                        opts.name, urls, opts.write_interval_seconds, self.log, self._session
+                    )
+                    self._writer.start()
+                self._election = election.Election(
+                    self._client,
+                    opts.key,
+                    opts.name,
+                    address=f"127.0.0.1:{self._health.port}",
+                    ttl=opts.ttl,
+                    behavior=opts.behavior,
+                    lock_delay=opts.lock_delay,
+                    service_checks=[self._registration.check_id] if opts.bind_check else None,
+                    on_elected=self._on_elected,
+                    on_lost=self._on_lost,
+                    on_leader_observed=self._on_leader_observed,
+                )
+                self.log.emit(
+                    "campaigning",
+                    detail=f"key {opts.key}, ttl {opts.ttl}, behavior {opts.behavior}, "
+                    f"lock-delay {opts.lock_delay}, "
+                    + ("bound to its check" if opts.bind_check else "not bound to its check"),
+                )
+                self._election.start()
+        except Exception as exc:  # the node cannot go on: say why, then step down
+            self.failure = str(exc) or type(exc).__name__
+            self.log.emit("error", detail=f"campaign failed: {self.failure}")
+            print(f"{opts.name}: campaign failed: {self.failure}", file=sys.stderr, flush=True)
+            self.stop_requested.set()
+
+    # -- election callbacks ---------------------------------------------------------------
+
+    def _session(self) -> str | None:
+        return self._election.session_id if self._election else None
+
+    def _on_elected(self, token: Any) -> None:
+        number = fencing_number(token)
+        self._token = number
+        self.log.emit(
+            "elected",
+            token=number,
+            session=getattr(token, "session", None) or self._session(),
+            detail=f"holds {self.options.key} (lock index {getattr(token, 'lock_index', '?')})",
+        )
+        if self._writer:
+            self._writer.lead(number)
+
+    def _on_lost(self, reason: str) -> None:
+        if self._writer:
+            self._writer.follow()
+        self.log.emit("lost", token=self._token, session=self._session(), detail=str(reason))
+        self._token = None
+
+    def _on_leader_observed(self, info: Any) -> None:
+        detail = "no leader" if info is None else f"leader is {info.node}"
+        self.log.emit("leader-observed", session=getattr(info, "session", None), detail=detail)
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def step_down(self) -> bool:
+        """Stop writing, resign, deregister, stop serving; return True if all went well."""
+        ok = True
+        with self._lock:
+            self.stop_requested.set()
+        if self._writer:
+            self._writer.stop()
+        if self._election is not None:
+            was_leader = self._election.is_leader
+            session = self._session()
+            try:
+                self._election.resign()
+                self.log.emit(
+                    "resigned",
+                    token=self._token if was_leader else None,
+                    session=session,
+                    detail="released the key and destroyed the session"
+                    if was_leader
+                    else "destroyed the session",
+                )
+            except ElectHelpersError as exc:
+                ok = False
+                self.log.emit("error", session=session, detail=f"resign failed: {exc}")
+        if self._registration is not None:
+            try:
+                service.deregister_node(self._client, self._registration.service_id)
+                self.log.emit("deregistered", detail=self._registration.service_id)
+            except ElectHelpersError as exc:
+                ok = False
+                self.log.emit("error", detail=f"deregister failed: {exc}")
+        if self._health is not None:
+            self._health.stop()
+        return ok
+
+
+def run(options: NodeOptions) -> int:
+    """Run a node until SIGTERM/SIGINT; return the process exit status."""
+    log = EventLog(options.events or "/dev/stdout", options.name)
+    runner = NodeRunner(options, log)
+
+    def request_stop(signum: int, _frame: object) -> None:
+        runner.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        runner.check_agent()
+        runner.register()
+    except (NodeFailure, ElectHelpersError) as exc:
+        print(f"{options.name}: {exc}", file=sys.stderr, flush=True)
+        log.emit("error", detail=str(exc))
+        runner.step_down()
+        return 1
+    if options.ready_fd is not None:
+        os.write(options.ready_fd, b"ready\n")
+        os.close(options.ready_fd)
+    runner.start_campaign()
+    while not runner.stop_requested.wait(3600):
+        pass
+    ok = runner.step_down() and runner.failure is None
+    log.emit("stopped", detail="graceful step-down" if ok else "stepped down after errors")
+    log.close()
+    return 0 if ok else 1

@@ -1,0 +1,127 @@
+"""The leader's work: write to the resource(s) with the fencing token, periodically.
+
+The loop deliberately has the shape that makes fencing necessary: it decides "I lead,
+with token T", waits for the next tick, then writes with T.  A process frozen during that
+wait (SIGSTOP, a long GC pause) wakes up and writes with T before any other thread has a
+chance to tell it that it lost the lock meanwhile; only the fenced resource saves the day.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from elect_helpers.events import EventLog
+from elect_helpers.fencing import ResourceError, WriteOutcome, write_resource
+
+WOKE_SLACK = 1.0  # a tick this much longer than planned means the process was frozen
+
+
+class LeaderWriter:
+    """Writes ``<node> #<n>`` to each resource URL every ``interval`` seconds while leading.
+
+    ``lead(token)`` starts (or continues) writing with that token, ``follow()`` stops
+    further ticks, ``stop()`` ends the thread without writing again.  To keep the event
+    log readable, an accepted write is logged only when it differs from the previous one
+    at that resource (new token, or after being rejected); rejected writes, errors and the
+    first write after a freeze are always logged.  The stores keep the full history.
+    """
+
+    def __init__(
+        self,
+        node: str,
+        urls: dict[str, str],
+        interval: float,
+        log: EventLog,
+        session: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self._node = node
+        self._urls = urls
+        self._interval = interval
+        self._log = log
+        self._session = session
+        self._cond = threading.Condition()
+        self._token: int | None = None
+        self._stopping = False
+        self._seq = 0
+        self._last: dict[str, tuple[bool, int] | str] = {}
+        self._thread = threading.Thread(target=self._run, name="leader-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def lead(self, token: int) -> None:
+        """Believe we lead with ``token`` from now on."""
+        with self._cond:
+            self._token = token
+            self._cond.notify_all()
+
+    def follow(self) -> None:
+        """Stop believing we lead (the write already decided on may still happen)."""
+        with self._cond:
+            self._token = None
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """End the loop without another write and wait for the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._token is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                token = self._token  # the decision: "I lead with this token"
+                planned = time.monotonic() + self._interval
+                self._cond.wait(self._interval)
+                if self._stopping:
+                    return
+            late = time.monotonic() - planned
+            woke = late > WOKE_SLACK
+            if woke:
+                self._log.emit(
+                    "woke",
+                    token=token,
+                    session=self._session(),
+                    detail=f"was frozen for about {late + self._interval:.1f}s; "
+                    f"still believes it leads and writes with token {token}",
+                )
+            self._write_all(token, force_log=woke)
+
+    def _write_all(self, token: int, force_log: bool) -> None:
+        self._seq += 1
+        value = f"{self._node} #{self._seq}"
+        for kind, url in self._urls.items():
+            try:
+                outcome = write_resource(url, token, self._node, value)
+            except ResourceError as exc:
+                if force_log or self._last.get(kind) != str(exc):
+                    self._log.emit("write-error", token=token, detail=f"{kind}: {exc}")
+                self._last[kind] = str(exc)
+                continue
+            self._log_outcome(kind, token, outcome, force_log)
+
+    def _log_outcome(self, kind: str, token: int, outcome: WriteOutcome, force: bool) -> None:
+        state = (outcome.accepted, token)
+        if outcome.accepted and not force and self._last.get(kind) == state:
+            return
+        self._last[kind] = state
+        if outcome.accepted:
+            note = " (stale: a newer token was seen)" if outcome.stale else ""
+            detail = f"{kind} resource accepted the write{note}"
+        else:
+            detail = (
+                f"{kind} resource rejected the write: it has seen token {outcome.highest_before}"
+            )
+        self._log.emit(
+            "write-accepted" if outcome.accepted else "write-rejected",
+            token=token,
+            session=self._session(),
+            detail=detail,
+        )
