@@ -54,3 +54,41 @@ def port_open(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+FAKE_CONSUL = """#!{python}
+# Stand-in for the consul binary: records its arguments, then runs the embedded agent with
+# the address and session_ttl_min that `consul agent -dev -client H -http-port P -hcl ...` got.
+import json, os, re, sys
+
+args = sys.argv[1:]
+with open(os.environ["FAKE_CONSUL_ARGS"], "w") as record:
+    json.dump(args, record)
+if args[:2] != ["agent", "-dev"]:
+    sys.exit("fake consul: expected 'agent -dev', got %r" % args)
+options = dict(zip(args[2::2], args[3::2]))
+ttl_min = re.fullmatch(r'session_ttl_min = "(.+)"', options["-hcl"]).group(1)
+os.execv(sys.executable, [sys.executable, "-m", "elect_helpers.devagent",
+    "-client", options["-client"], "-http-port", options["-http-port"],
+    "-session-ttl-min", ttl_min])
+"""
+
+# Run by binder/start's `exec "$@"`: prints what the agent at CONSUL_HTTP_ADDR says.
+PROBE = """
+import json, os, urllib.request
+base = "http://" + os.environ["CONSUL_HTTP_ADDR"]
+def get(path):
+    with urllib.request.urlopen(base + path, timeout=5) as response:
+        return json.load(response)
+print(json.dumps({"leader": get("/v1/status/leader"),
+                  "ttl_min": get("/v1/agent/self")["DebugConfig"]["SessionTTLMin"]}))
+"""
+
+
+def write_fake_consul(bin_dir: Path, python: str) -> Path:
+    """Create ``bin_dir/consul`` (the stand-in above, run by ``python``); return its path."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    path = bin_dir / "consul"
+    path.write_text(FAKE_CONSUL.replace("{python}", python))
+    path.chmod(0o755)
+    return path
