@@ -100,9 +100,9 @@ def route(path: str) -> Endpoint | None:
     best = None
     for endpoint in ENDPOINTS:
         prefix = endpoint.pattern.endswith("/")
-        if path == endpoint.pattern or (prefix and path.startswith(endpoint.pattern)):
-            if best is None or len(endpoint.pattern) > len(best.pattern):
-                best = endpoint
+        hit = path == endpoint.pattern or (prefix and path.startswith(endpoint.pattern))
+        if hit and (best is None or len(endpoint.pattern) > len(best.pattern)):
+            best = endpoint
     return best
 
 
@@ -285,9 +285,7 @@ def paths(draw: st.DrawFn) -> str:
     embedded agent leaves out (which would answer 200 on real Consul).
     """
     endpoint = draw(st.sampled_from(ENDPOINTS))
-    segment = st.text(
-        alphabet=st.characters(codec="utf-8", exclude_characters="?#"), max_size=12
-    )
+    segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="?#"), max_size=12)
     choice = draw(st.integers(0, 9))
     if choice <= 6:
         tail = draw(segment) if endpoint.pattern.endswith("/") else ""

@@ -9,6 +9,7 @@ stayed silent past the deadline.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import time
@@ -50,7 +51,7 @@ class RawRequest:
         payload = self.body
         if self.chunked:
             lines.append(b"Transfer-Encoding: chunked")
-            payload = (b"%x\r\n" % len(self.body) + self.body + b"\r\n" if self.body else b"")
+            payload = b"%x\r\n" % len(self.body) + self.body + b"\r\n" if self.body else b""
             payload += b"0\r\n\r\n"
         elif self.declared_length is None:
             if self.body:
@@ -72,14 +73,11 @@ def send(address: str, request: RawRequest, deadline: float = 5.0) -> RawRespons
     host, port = address.rsplit(":", 1)
     started = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=deadline) as sock:
-        try:
+        # The server may answer (e.g. 413) and close before reading a large body.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(request.encode(address))
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server may answer (e.g. 413) before reading a large body
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
         response = http.client.HTTPResponse(sock, method=request.method.decode("latin-1"))
         try:
             response.begin()
