@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,7 +53,7 @@ class FencedStore:
 
     def __init__(self, fenced: bool = True) -> None:
         self.fenced = fenced
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._highest: int | None = None
         self._value: Any = None
         self._history: list[WriteRecord] = []
@@ -71,7 +72,26 @@ class FencedStore:
                 self._highest = token
             record = WriteRecord(time.time(), writer, token, value, accepted, stale, highest)
             self._history.append(record)
+            self._lock.notify_all()
             return record
+
+    def wait_for(
+        self, predicate: Callable[[WriteRecord], bool], timeout: float = 10.0
+    ) -> WriteRecord:
+        """Block until some write (past or future) satisfies ``predicate``; return the first.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for record in self._history:
+                    if predicate(record):
+                        return record
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no matching write within {timeout:g}s")
+                self._lock.wait(remaining)
 
     @property
     def highest_token(self) -> int | None:

@@ -17,7 +17,6 @@ from elect_helpers import connection, election, service
 from elect_helpers.durations import seconds_to_go
 from elect_helpers.errors import ElectHelpersError
 from elect_helpers.events import EventLog
-from elect_helpers.node.checks import wait_for_check_passing
 from elect_helpers.node.options import NodeOptions
 from elect_helpers.node.writer import LeaderWriter
 
@@ -100,11 +99,12 @@ class NodeRunner:
         assert self._registration is not None and self._health is not None
         try:
             if opts.bind_check:
-                passing = wait_for_check_passing(
-                    self._client, opts.service, self._registration.check_id, self.stop_requested
+                service.wait_for_check(
+                    self._client,
+                    opts.service,
+                    self._registration.check_id,
+                    timeout=max(30.0, 3 * opts.check_interval_seconds),
                 )
-                if not passing:
-                    return
                 self.log.emit("check-passing", detail=f"{self._registration.check_id}")
             urls = {"fenced": opts.resource, "unfenced": opts.unfenced_resource}
             urls = {kind: url for kind, url in urls.items() if url}

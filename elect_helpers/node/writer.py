@@ -15,7 +15,7 @@ from collections.abc import Callable
 from elect_helpers.events import EventLog
 from elect_helpers.fencing import ResourceError, WriteOutcome, write_resource
 
-WOKE_SLACK = 1.0  # a tick this much longer than planned means the process was frozen
+WOKE_SLACK = 0.5  # a tick this much longer than planned means the process was frozen
 
 
 class LeaderWriter:

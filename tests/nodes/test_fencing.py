@@ -1,6 +1,7 @@
 """The fenced resource: token ordering in the store, and the HTTP server nodes write to."""
 
 import json
+import threading
 import urllib.error
 import urllib.request
 
@@ -59,3 +60,13 @@ def test_bad_writes_and_unreachable_resource_raise_resource_error():
         url = server.fenced_url
     with pytest.raises(ResourceError, match="cannot write"):
         write_resource(url, 1, "n1", timeout=1)
+
+
+def test_wait_for_returns_a_matching_write_from_another_thread_or_times_out():
+    store = FencedStore()
+    timer = threading.Timer(0.05, store.write, args=(3, "late", "n2"))
+    timer.start()
+    record = store.wait_for(lambda r: r.writer == "n2", timeout=5)
+    assert record.value == "late"
+    with pytest.raises(TimeoutError, match="no matching write"):
+        store.wait_for(lambda r: r.writer == "nobody", timeout=0.05)
