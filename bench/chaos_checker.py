@@ -3,7 +3,8 @@
 ``bench/chaos.py`` records a :class:`History` while it injects faults; :func:`check`
 turns it into a :class:`Report` with one figure per safety or liveness question:
 
-* fenced writes accepted out of token order (a violation if > 0);
+* fenced writes accepted out of token order, or out of the order in which Consul granted
+  the lock (a violation if > 0);
 * stale writes the unfenced resource accepted (the lesson: shown, not a violation);
 * time with no working leader, split into expected windows (failure detection after a
   crash or pause, hand-over after a graceful stop, start-up), time when no node could
@@ -115,7 +116,7 @@ class Report:
         """The safety violations, one short text each; empty means the run was safe."""
         found = []
         if self.fenced_out_of_order:
-            found.append(f"{self.fenced_out_of_order} fenced writes accepted out of token order")
+            found.append(f"{self.fenced_out_of_order} fenced writes accepted out of order")
         if self.double_holders:
             found.append(f"{len(self.double_holders)} Consul-side double holders")
         if self.orphans:
@@ -126,7 +127,8 @@ class Report:
         """One summary line per figure."""
         lead = self.leaderless
         return [
-            f"fenced writes accepted out of token order: {self.fenced_out_of_order}"
+            "fenced writes accepted out of token or acquisition order:"
+            f" {self.fenced_out_of_order}"
             f" (accepted {self.fenced_accepted}, rejected as stale {self.fenced_rejected})"
             " [must be 0]",
             f"stale writes accepted by the unfenced resource: {self.unfenced_stale_accepted}"
@@ -156,6 +158,39 @@ def out_of_order(writes: list[Write]) -> list[Write]:
         if highest is not None and write.token < highest:
             bad.append(write)
         highest = write.token if highest is None else max(highest, write.token)
+    return bad
+
+
+def out_of_acquisition_order(history: History) -> list[Write]:
+    """Accepted fenced writes made under an *older* lock acquisition than an earlier
+    accepted write, with Consul's order of acquisitions as the reference.
+
+    A write's acquisition is the session its writer was elected with under that token
+    (from the ``elected`` events); acquisitions are ranked by when the watch first saw
+    each session hold the key.  This catches what the token check alone cannot: tokens
+    that do not grow from one leader to the next, so that a store happily accepts an
+    ex-leader's write over the new leader's.  Writes whose acquisition the watch never
+    saw are skipped.
+    """
+    rank: dict[str, int] = {}
+    for sample in history.samples:
+        if sample.session and sample.session not in rank:
+            rank[sample.session] = len(rank)
+    session_of = {
+        (e.get("node"), e.get("token")): e.get("session")
+        for e in history.events
+        if e.get("event") == "elected"
+    }
+    bad, newest = [], -1
+    for write in history.fenced:
+        if not write.accepted:
+            continue
+        position = rank.get(session_of.get((write.writer, write.token)) or "")
+        if position is None:
+            continue
+        if position < newest:
+            bad.append(write)
+        newest = max(newest, position)
     return bad
 
 
@@ -363,7 +398,9 @@ def check(history: History) -> Report:
     leaderless, changes = leaderless_time(history)
     most, overlap = believers(history)
     return Report(
-        fenced_out_of_order=len(out_of_order(history.fenced)),
+        fenced_out_of_order=len(
+            {id(w) for w in out_of_order(history.fenced) + out_of_acquisition_order(history)}
+        ),
         fenced_accepted=sum(1 for w in history.fenced if w.accepted),
         fenced_rejected=sum(1 for w in history.fenced if not w.accepted),
         unfenced_stale_accepted=len(unfenced_stale),
