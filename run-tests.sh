@@ -2,8 +2,9 @@
 # Run every test: set up .venv like start-tutorial.sh, then `ruff check`, then pytest on tests/
 # and on the notebooks (nbval, lax mode, in this interpreter), including the browser test.
 #
-# The browser test (pytest marker `browser`) drives Debian's /usr/bin/chromium. Without it the
-# test is deselected with a message, unless REQUIRE_BROWSER=1 (as in CI), which fails instead.
+# The browser test (pytest marker `browser`) drives Debian's /usr/bin/chromium through Python
+# playwright. When that browser is missing or does not start, the test is deselected with a
+# message, unless REQUIRE_BROWSER=1 (as in CI), which makes it an error instead.
 # Extra arguments go to pytest (e.g. ./run-tests.sh -k binder -x).
 set -euo pipefail
 
@@ -12,6 +13,20 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 source scripts/common.sh
 
 CHROMIUM=/usr/bin/chromium
+
+# Succeed when Python playwright can start $CHROMIUM headless (Debian's, never a downloaded one).
+browser_launches() {
+    "$ELECT_PY" - "$CHROMIUM" <<'PY'
+import sys
+
+from playwright.sync_api import sync_playwright
+
+with sync_playwright() as playwright:
+    playwright.chromium.launch(
+        executable_path=sys.argv[1], args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+    ).close()
+PY
+}
 
 elect_ensure_venv
 
@@ -23,11 +38,17 @@ if [[ -d notebooks ]]; then
     pytest_args+=(notebooks)
 fi
 pytest_args+=(--nbval-lax --nbval-current-env)
+browser_problem=""
 if [[ ! -x "$CHROMIUM" ]]; then
+    browser_problem="$CHROMIUM not found (install it: apt-get update && apt-get install -y chromium)"
+elif ! browser_launches; then
+    browser_problem="playwright cannot launch $CHROMIUM (its error is above)"
+fi
+if [[ -n "$browser_problem" ]]; then
     if [[ "${REQUIRE_BROWSER:-0}" == 1 ]]; then
-        elect_die "REQUIRE_BROWSER=1 but $CHROMIUM is missing; install it with: apt-get update && apt-get install -y chromium"
+        elect_die "REQUIRE_BROWSER=1 but $browser_problem"
     fi
-    elect_say "skipping the browser tests: $CHROMIUM not found (apt-get install -y chromium to run them)"
+    elect_say "skipping the browser tests: $browser_problem"
     pytest_args+=(-m "not browser")
 fi
 
