@@ -1,0 +1,52 @@
+"""The errors the client helpers raise, each with a one-line message that says what to do.
+
+Everything derives from :class:`ElectHelpersError`, so ``except ElectHelpersError`` catches
+any failure of these helpers and ``str(err)`` is always a complete, readable sentence.
+"""
+
+from __future__ import annotations
+
+
+class ElectHelpersError(Exception):
+    """Base class of every error raised by ``elect_helpers``."""
+
+
+class InvalidArgument(ElectHelpersError, ValueError):
+    """An argument the helpers (or Consul) would reject, caught before anything is sent."""
+
+
+class InvalidTTL(InvalidArgument):
+    """A session TTL outside what Consul accepts (between ``session_ttl_min`` and 24h)."""
+
+
+class AgentUnreachable(ElectHelpersError):
+    """No Consul agent answered at the configured address (refused, timed out, wrong port)."""
+
+    def __init__(self, message: str, address: str = "") -> None:
+        super().__init__(message)
+        self.address = address
+
+
+class AgentStartFailed(ElectHelpersError):
+    """A Consul agent process could not be started; the message includes its output."""
+
+
+class ConsulError(ElectHelpersError):
+    """Consul answered with an error status; ``status`` and ``body`` are its answer."""
+
+    def __init__(self, message: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class SessionGone(ElectHelpersError):
+    """The session no longer exists (destroyed, expired or invalidated by a failing check)."""
+
+    def __init__(self, message: str, session_id: str = "") -> None:
+        super().__init__(message)
+        self.session_id = session_id
+
+
+class ServiceNotFound(ElectHelpersError):
+    """The local agent has no service with that ID."""

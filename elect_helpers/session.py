@@ -1,0 +1,279 @@
+"""Step 2 and 4 of the recipe: create a session, and keep it alive in the background.
+
+A session is Consul's handle on "this node is alive".  It has a TTL (Consul invalidates it
+if it is not renewed in time; in practice up to twice the TTL later), a behaviour
+(``delete`` or ``release``: what happens to the keys it locks when it is invalidated), a
+lock-delay (how long nobody may take those locks afterwards) and optionally health checks
+it is bound to (a check going critical invalidates it at once).
+
+:class:`SessionRenewer` renews the way Consul's Go client (``api.Session.RenewPeriodic``)
+does: every TTL/2; after an error, retry every second; give up once a whole TTL has passed
+since the last good renew; a 404 means the session is gone and is reported as ``expired``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import consul
+from consul.base import CB
+
+from .connection import agent_session_ttl_min, clone_client, consul_call
+from .durations import seconds_to_go, to_seconds
+from .errors import ConsulError, ElectHelpersError, InvalidArgument, InvalidTTL
+
+log = logging.getLogger(__name__)
+
+MAX_TTL = 86400.0  # Consul's structs.SessionTTLMax (24h)
+# python-consul2's session.create() asserts 10 <= ttl <= 86400 on the client side.
+LIBRARY_MIN_TTL = 10.0
+RETRY_INTERVAL = 1.0  # the Go client's retry interval after a failed renew
+BEHAVIORS = ("release", "delete")
+
+
+def _ttl_error(ttl: object, detail: str, agent_min: float | None) -> InvalidTTL:
+    minimum = "10s by default" if agent_min is None else f"{seconds_to_go(agent_min)} on this agent"
+    return InvalidTTL(
+        f"session TTL {ttl!r} {detail}: Consul accepts TTLs from session_ttl_min "
+        f"({minimum}) to 24h; an agent started with -hcl 'session_ttl_min = \"1s\"' "
+        "(or ensure_agent(session_ttl_min=...)) accepts shorter ones"
+    )
+
+
+def _check_ttl(client: consul.Consul, ttl: str | float) -> float:
+    """Validate a TTL against Consul's limits; return it in seconds."""
+    try:
+        seconds = to_seconds(ttl)
+    except ValueError as exc:
+        raise _ttl_error(ttl, f"is not a duration ({exc})", None) from None
+    if seconds <= 0:
+        raise _ttl_error(ttl, "must be positive", None)
+    if seconds > MAX_TTL:
+        raise _ttl_error(ttl, "is longer than 24h", None)
+    if seconds < LIBRARY_MIN_TTL:
+        try:
+            agent_min = agent_session_ttl_min(client)
+        except ConsulError:
+            return seconds  # the agent does not say; let it validate the TTL itself
+        if seconds < agent_min:
+            raise _ttl_error(ttl, "is too short", agent_min)
+    return seconds
+
+
+def create_session(
+    client: consul.Consul,
+    *,
+    name: str,
+    ttl: str | float | None = "10s",
+    behavior: str = "delete",
+    lock_delay: str | float = "15s",
+    node_checks: Sequence[str] | None = None,
+    service_checks: Sequence[str] | None = None,
+) -> str:
+    """Create a session on the client's agent and return its ID.
+
+    ``ttl`` (``None`` = no TTL) must lie between the agent's ``session_ttl_min`` and 24h,
+    else :class:`InvalidTTL`.  ``behavior`` is ``"delete"`` or ``"release"``.
+    ``lock_delay`` ("15s", 0...) keeps a lock free that long after the session is
+    invalidated.  ``node_checks`` (default: Consul's ``["serfHealth"]``) and
+    ``service_checks`` (check IDs such as ``"service:node01"``) bind the session: when one
+    of them goes critical, Consul invalidates the session.  Consul refuses to bind a check
+    that is critical right now (:class:`ConsulError` says so).
+    """
+    if behavior not in BEHAVIORS:
+        raise InvalidArgument(f"behavior must be 'delete' or 'release', got {behavior!r}")
+    try:
+        delay = to_seconds(lock_delay)
+    except ValueError as exc:
+        raise InvalidArgument(f"lock_delay {lock_delay!r} is not a duration ({exc})") from None
+    if delay < 0:
+        raise InvalidArgument(f"lock_delay must not be negative, got {lock_delay!r}")
+    ttl_s = None if ttl is None else _check_ttl(client, ttl)
+    action = f"creating session {name!r}"
+    try:
+        if (ttl_s is None or ttl_s >= LIBRARY_MIN_TTL) and not node_checks and not service_checks:
+            with consul_call(client, action):
+                return client.session.create(
+                    name=name, behavior=behavior, ttl=ttl_s, lock_delay=delay
+                )
+        # python-consul2's session.create() cannot send this request: it asserts
+        # 10 <= ttl <= 86400 even when the agent's session_ttl_min allows shorter TTLs, and
+        # it has no NodeChecks/ServiceChecks fields.  So this one call goes through the
+        # library's own HTTP transport (same address, token, TLS and timeout) with the body
+        # Consul's API documents.
+        body: dict[str, object] = {
+            "Name": name,
+            "Behavior": behavior,
+            "LockDelay": seconds_to_go(delay),
+        }
+        if ttl_s is not None:
+            body["TTL"] = seconds_to_go(ttl_s)
+        if node_checks is not None:
+            body["NodeChecks"] = list(node_checks)
+        if service_checks:
+            body["ServiceChecks"] = [{"ID": check_id} for check_id in service_checks]
+        headers = {"X-Consul-Token": client.token} if client.token else {}
+        params = [("dc", client.dc)] if client.dc else []
+        with consul_call(client, action):
+            return client.http.put(
+                CB.json(is_id=True),
+                "/v1/session/create",
+                params=params,
+                headers=headers,
+                data=json.dumps(body),
+            )
+    except ConsulError as exc:
+        if "Invalid Session TTL" in exc.body:
+            raise _ttl_error(ttl, f"was refused by the agent ({exc.body.strip()})", None) from None
+        raise
+
+
+def destroy_session(client: consul.Consul, session_id: str) -> None:
+    """Destroy a session (idempotent: an unknown ID is fine, as in Consul).
+
+    Locks it holds are released or deleted per its behaviour, and its lock-delay starts.
+    """
+    if not session_id:
+        raise InvalidArgument("destroy_session needs a session ID, got an empty one")
+    with consul_call(client, f"destroying session {session_id}"):
+        client.session.destroy(session_id)
+
+
+def session_info(client: consul.Consul, session_id: str) -> dict | None:
+    """The session as Consul stores it (``ID``, ``TTL``, ``Behavior``...), or ``None`` if gone."""
+    if not session_id:
+        raise InvalidArgument("session_info needs a session ID, got an empty one")
+    with consul_call(client, f"reading session {session_id}"):
+        _, info = client.session.info(session_id)
+    return info
+
+
+class SessionRenewer:
+    """Renew a session in a background thread, as Consul's Go ``RenewPeriodic`` does.
+
+    Renews every TTL/2 (using the TTL the agent returns).  After an error it retries every
+    ``retry_interval`` seconds, or sooner if the TTL would run out first, and gives up once a
+    whole TTL has passed since the last good renew.  ``on_lost(reason)`` is called once, from
+    the renewer's thread, when it stops on its own: reason ``"expired"`` when Consul answers
+    404 (the session is gone), ``"gave-up: <last error>"`` when renewing kept failing.
+    ``stop(destroy=True)`` stops it and destroys the session.  Pass ``created_at`` (the
+    ``time.monotonic()`` reading taken just before creating the session) so that
+    :attr:`deadline` is counted from when Consul's own timer started.
+    """
+
+    def __init__(
+        self,
+        client: consul.Consul,
+        session_id: str,
+        ttl: str | float,
+        on_lost: Callable[[str], None] | None = None,
+        *,
+        retry_interval: float = RETRY_INTERVAL,
+        created_at: float | None = None,
+    ) -> None:
+        if not session_id:
+            raise InvalidArgument("SessionRenewer needs a session ID, got an empty one")
+        self.client = client
+        self.session_id = session_id
+        self.ttl = to_seconds(ttl)
+        if self.ttl <= 0:
+            raise InvalidTTL(f"SessionRenewer needs a positive TTL, got {ttl!r}")
+        self.on_lost = on_lost
+        self.retry_interval = retry_interval
+        self.lost_reason: str | None = None
+        self.renewals = 0
+        # Consul's timer starts when it creates the session: count from just before the
+        # create call (``created_at``, a time.monotonic() value) so the deadline is never late.
+        self._last_ok = time.monotonic() if created_at is None else created_at
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        # Its own client: a renew must not queue behind another thread's blocking query.
+        self._renew_client = clone_client(client, timeout=max(self.ttl, 0.2))
+
+    @property
+    def deadline(self) -> float:
+        """``time.monotonic()`` value after which the session may be gone (last good renew
+        + TTL).  Consul never invalidates a session before this."""
+        return self._last_ok + self.ttl
+
+    @property
+    def healthy(self) -> bool:
+        """True while running and the last good renew is less than a TTL ago."""
+        return self.lost_reason is None and time.monotonic() < self.deadline
+
+    def start(self) -> SessionRenewer:
+        """Start renewing in a daemon thread; returns self."""
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("this SessionRenewer was already started")
+            self._thread = threading.Thread(
+                target=self._run, name=f"renew-{self.session_id[:8]}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, destroy: bool = True, timeout: float | None = None) -> None:
+        """Stop renewing and, with ``destroy=True``, destroy the session.
+
+        Waits for the thread (at most ``timeout`` seconds, default the TTL plus a second).
+        Destroying raises :class:`AgentUnreachable` if the agent cannot be reached; the
+        session then expires on its own after its TTL.
+        """
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(self.ttl + 1.0 if timeout is None else timeout)
+        if destroy:
+            destroy_session(self.client, self.session_id)
+
+    def _renew_once(self) -> bool:
+        """One renew; True if the session is still there. Raises helper errors on failure."""
+        remaining = self.deadline - time.monotonic()
+        self._renew_client.http.timeout = max(remaining, 0.2)
+        try:
+            with consul_call(self._renew_client, f"renewing session {self.session_id}"):
+                entry = self._renew_client.session.renew(self.session_id)
+        except ConsulError as exc:
+            if exc.status == 404:  # "Session id '...' not found": it is gone
+                return False
+            raise
+        if entry and entry.get("TTL"):
+            self.ttl = to_seconds(entry["TTL"])
+        return True
+
+    def _give_up(self, reason: str) -> None:
+        self.lost_reason = reason
+        log.warning("session %s lost: %s", self.session_id, reason)
+        if self.on_lost is not None:
+            try:
+                self.on_lost(reason)
+            except Exception:
+                log.exception("on_lost callback of session %s failed", self.session_id)
+
+    def _run(self) -> None:
+        wait = self.ttl / 2
+        while not self._stop.wait(wait):
+            sent = time.monotonic()
+            try:
+                alive = self._renew_once()
+            except ElectHelpersError as exc:
+                if self._stop.is_set():
+                    return
+                now = time.monotonic()
+                if now >= self.deadline:
+                    self._give_up(f"gave-up: {exc}")
+                    return
+                wait = min(self.retry_interval, self.deadline - now)
+                continue
+            if not alive:
+                if not self._stop.is_set():
+                    self._give_up("expired")
+                return
+            self._last_ok = sent
+            self.renewals += 1
+            wait = self.ttl / 2
