@@ -1,0 +1,247 @@
+"""``/v1/agent/...``: self, services, checks, service and check (de)registration, TTL updates.
+
+Follows ``agent/agent_endpoint.go``: strict, case-insensitive body decoding with
+``Request decode failed: ...`` on errors, Consul's 400/404/500 texts, and empty 200 bodies on
+success.  Every change is pushed to the catalog before the response, like ``syncChanges``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..durations import format_duration
+from . import render
+from .api_common import ApiContext
+from .catalog import CRITICAL, PASSING, STATUSES, WARNING
+from .decode import DecodeError, Schema, decode_struct, parse_body
+from .definitions import (
+    CHECK_DEFINITION,
+    CHECK_UPDATE,
+    SERVICE_DEFINITION,
+    build_check,
+    build_service,
+)
+from .errors import InvalidInput
+from .httpcore import Request, Response
+from .state import CONSUL_VERSION, SERF_LAN_PORT, SERVER_PORT
+
+BUILD_DATE = "2024-10-14T19:44:41Z"
+LEADER_ADDR = f"127.0.0.1:{SERVER_PORT}"
+
+
+def decode_body(request: Request, schema: Schema) -> dict[str, Any]:
+    """Strictly decode the JSON body; 400 ``Request decode failed: <err>`` on failure."""
+    try:
+        return decode_struct(parse_body(request.body()), schema)
+    except DecodeError as error:
+        raise InvalidInput(f"Request decode failed: {error}") from None
+
+
+class AgentEndpoint:
+    """Handlers for ``/v1/agent/...``."""
+
+    def __init__(self, api: ApiContext, http_port: int, client_addr: str) -> None:
+        self.api = api
+        self.http_port = http_port
+        self.client_addr = client_addr
+
+    # ----- reads ------------------------------------------------------------------------
+
+    def self_info(self, request: Request) -> Response:
+        """``GET /v1/agent/self``: every top-level value is an object (Go client rule)."""
+        state = self.api.state
+        node = state.node_name
+        version = CONSUL_VERSION
+        tags = {
+            "acls": "0",
+            "build": f"{version}:embedded",
+            "dc": state.datacenter,
+            "ft_fs": "1",
+            "ft_si": "1",
+            "grpc_port": "8502",
+            "id": state.node_id,
+            "port": str(SERVER_PORT),
+            "raft_vsn": "3",
+            "role": "consul",
+            "segment": "",
+            "vsn": "2",
+            "vsn_max": "3",
+            "vsn_min": "2",
+            "wan_join_port": "8302",
+        }
+        body = {
+            "Config": {
+                "Datacenter": state.datacenter,
+                "PrimaryDatacenter": state.datacenter,
+                "NodeName": node,
+                "NodeID": state.node_id,
+                "Revision": "embedded",
+                "Server": True,
+                "Version": version,
+                "BuildDate": BUILD_DATE,
+            },
+            "DebugConfig": {
+                "Datacenter": state.datacenter,
+                "PrimaryDatacenter": state.datacenter,
+                "NodeName": node,
+                "NodeID": state.node_id,
+                "DevMode": True,
+                "ServerMode": True,
+                "ClientAddrs": [self.client_addr],
+                "HTTPPort": self.http_port,
+                "ServerPort": SERVER_PORT,
+                "SessionTTLMin": format_duration(state.session_ttl_min_ns),
+                "KVMaxValueSize": 524288,
+                "CheckUpdateInterval": "5m0s",
+                "ACLsEnabled": False,
+                "EnableRemoteScriptChecks": False,
+                "DataDir": "",
+                "Embedded": True,
+            },
+            "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
+            "Member": {
+                "Name": node,
+                "Addr": "127.0.0.1",
+                "Port": SERF_LAN_PORT,
+                "Tags": tags,
+                "Status": 1,
+                "ProtocolMin": 1,
+                "ProtocolMax": 5,
+                "ProtocolCur": 2,
+                "DelegateMin": 2,
+                "DelegateMax": 5,
+                "DelegateCur": 4,
+            },
+            "Stats": {
+                "agent": {
+                    "check_monitors": "0",
+                    "check_ttls": str(
+                        sum(1 for c in state.local.checks().values() if c.type == "ttl")
+                    ),
+                    "checks": str(len(state.local.checks())),
+                    "services": str(len(state.local.services())),
+                },
+                "build": {
+                    "prerelease": "",
+                    "revision": "embedded",
+                    "version": version,
+                    "version_metadata": "",
+                },
+                "consul": {
+                    "acl": "disabled",
+                    "bootstrap": "false",
+                    "known_datacenters": "1",
+                    "leader": "true",
+                    "leader_addr": LEADER_ADDR,
+                    "server": "true",
+                },
+                "raft": {"applied_index": str(state.store.index), "state": "Leader"},
+                "runtime": {"arch": "amd64", "os": "linux", "version": "python"},
+                "serf_lan": {"members": "1"},
+                "serf_wan": {"members": "1"},
+            },
+            "Meta": {"consul-network-segment": "", "consul-version": version},
+            "xDS": {
+                "SupportedProxies": {"envoy": []},
+                "Port": 8502,
+                "Ports": {"Plaintext": 8502, "TLS": -1},
+            },
+        }
+        return self.api.json(request, body)
+
+    def services(self, request: Request) -> Response:
+        """``GET /v1/agent/services``: local services keyed by ID (not ``consul``)."""
+        dc = self.api.state.datacenter
+        body = {
+            sid: render.agent_service(s, dc) for sid, s in self.api.state.local.services().items()
+        }
+        return self.api.json(request, body)
+
+    def checks(self, request: Request) -> Response:
+        """``GET /v1/agent/checks``: local checks keyed by ID (not ``serfHealth``)."""
+        body = {cid: render.health_check(c) for cid, c in self.api.state.local.checks().items()}
+        return self.api.json(request, body)
+
+    def members(self, request: Request) -> Response:
+        """``GET /v1/agent/members``: the single LAN member."""
+        state = self.api.state
+        return self.api.json(
+            request,
+            [
+                {
+                    "Name": state.node_name,
+                    "Addr": "127.0.0.1",
+                    "Port": SERF_LAN_PORT,
+                    "Tags": {"dc": state.datacenter, "role": "consul", "port": str(SERVER_PORT)},
+                    "Status": 1,
+                    "ProtocolMin": 1,
+                    "ProtocolMax": 5,
+                    "ProtocolCur": 2,
+                    "DelegateMin": 2,
+                    "DelegateMax": 5,
+                    "DelegateCur": 4,
+                }
+            ],
+        )
+
+    # ----- services ---------------------------------------------------------------------
+
+    def register_service(self, request: Request) -> Response:
+        """``PUT /v1/agent/service/register``."""
+        fields = decode_body(request, SERVICE_DEFINITION)
+        state = self.api.state
+        service, checks = build_service(fields, state.node_name)
+        state.local.add_service(
+            service,
+            checks,
+            replace_existing_checks=bool(request.query.get("replace-existing-checks")),
+        )
+        return Response(200)
+
+    def deregister_service(self, request: Request) -> Response:
+        """``PUT /v1/agent/service/deregister/<id>``."""
+        service_id = request.path[len("/v1/agent/service/deregister/") :]
+        self.api.state.local.remove_service(service_id)
+        return Response(200)
+
+    # ----- checks -----------------------------------------------------------------------
+
+    def register_check(self, request: Request) -> Response:
+        """``PUT /v1/agent/check/register``."""
+        fields = decode_body(request, CHECK_DEFINITION)
+        check, spec = build_check(fields, self.api.state.node_name)
+        self.api.state.local.add_check(check, spec)
+        return Response(200)
+
+    def deregister_check(self, request: Request) -> Response:
+        """``PUT /v1/agent/check/deregister/<id>``."""
+        check_id = request.path[len("/v1/agent/check/deregister/") :]
+        self.api.state.local.remove_check(check_id)
+        return Response(200)
+
+    def _ttl_update(self, request: Request, prefix: str, status: str, output: str) -> Response:
+        check_id = request.path[len(prefix) :]
+        self.api.state.local.update_ttl(check_id, status, output)
+        return Response(200)
+
+    def check_pass(self, request: Request) -> Response:
+        """``PUT /v1/agent/check/pass/<id>?note=``."""
+        return self._ttl_update(request, "/v1/agent/check/pass/", PASSING, request.get("note"))
+
+    def check_warn(self, request: Request) -> Response:
+        """``PUT /v1/agent/check/warn/<id>?note=``."""
+        return self._ttl_update(request, "/v1/agent/check/warn/", WARNING, request.get("note"))
+
+    def check_fail(self, request: Request) -> Response:
+        """``PUT /v1/agent/check/fail/<id>?note=``."""
+        return self._ttl_update(request, "/v1/agent/check/fail/", CRITICAL, request.get("note"))
+
+    def check_update(self, request: Request) -> Response:
+        """``PUT /v1/agent/check/update/<id>`` with ``{"Status", "Output"}``."""
+        fields = decode_body(request, CHECK_UPDATE)
+        status = fields.get("Status", "")
+        if status not in STATUSES:
+            raise InvalidInput(f"Invalid check status: '{status}'")
+        return self._ttl_update(
+            request, "/v1/agent/check/update/", status, fields.get("Output", "")
+        )

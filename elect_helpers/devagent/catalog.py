@@ -1,0 +1,243 @@
+"""The catalog: the agent's node, its services and health checks.
+
+Follows ``agent/consul/state/catalog.go``: storing a check with status ``critical`` or deleting
+a check (directly, or with its service) invalidates the sessions bound to it, in the same
+transaction.  The session side of that is supplied by :attr:`Catalog.on_check_lost`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .store import QueryResult, Store, Topic, WriteTxn
+
+NODES = "nodes"
+SERVICES = "services"
+CHECKS = "checks"
+
+PASSING = "passing"
+WARNING = "warning"
+CRITICAL = "critical"
+STATUSES = (PASSING, WARNING, CRITICAL)
+
+SERF_CHECK_ID = "serfHealth"
+SERF_CHECK_NAME = "Serf Health Status"
+SERF_ALIVE_OUTPUT = "Agent alive and reachable"
+CONSUL_SERVICE = "consul"
+
+
+@dataclass
+class Node:
+    """A catalog node (``structs.Node``)."""
+
+    id: str
+    name: str
+    address: str
+    datacenter: str
+    tagged_addresses: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    create_index: int = 0
+    modify_index: int = 0
+
+
+@dataclass
+class Service:
+    """A service instance on the node (``structs.NodeService``)."""
+
+    id: str
+    service: str
+    tags: list[str] = field(default_factory=list)
+    address: str = ""
+    tagged_addresses: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    socket_path: str = ""
+    kind: str = ""
+    weights: dict[str, int] = field(default_factory=lambda: {"Passing": 1, "Warning": 1})
+    enable_tag_override: bool = False
+    proxy: dict[str, Any] = field(default_factory=dict)
+    connect: dict[str, Any] = field(default_factory=dict)
+    locality: dict[str, str] | None = None
+    create_index: int = 0
+    modify_index: int = 0
+
+    def same(self, other: Service) -> bool:
+        """Equal apart from the raft indexes."""
+        return replace(self, create_index=0, modify_index=0) == replace(
+            other, create_index=0, modify_index=0
+        )
+
+
+@dataclass
+class HealthCheck:
+    """A health check (``structs.HealthCheck``)."""
+
+    node: str
+    check_id: str
+    name: str
+    status: str = CRITICAL
+    notes: str = ""
+    output: str = ""
+    service_id: str = ""
+    service_name: str = ""
+    service_tags: list[str] = field(default_factory=list)
+    type: str = ""
+    interval: str = ""
+    timeout: str = ""
+    exposed_port: int = 0
+    definition: dict[str, Any] = field(default_factory=dict)
+    create_index: int = 0
+    modify_index: int = 0
+
+    def same(self, other: HealthCheck) -> bool:
+        """Equal apart from the raft indexes (``HealthCheck.IsSame``)."""
+        return replace(self, create_index=0, modify_index=0) == replace(
+            other, create_index=0, modify_index=0
+        )
+
+
+class Catalog:
+    """The single node's catalog: node, services and checks with their table indexes."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._nodes: dict[str, Node] = {}
+        self._services: dict[str, Service] = {}
+        self._checks: dict[str, HealthCheck] = {}
+        self.on_check_lost: Callable[[WriteTxn, str, str], None] = lambda txn, node, check: None
+
+    # ----- reads (under the store lock) -----------------------------------------------
+
+    def node_named(self, name: str) -> Node | None:
+        """The node called ``name`` (case-insensitive), or None."""
+        return self._nodes.get(name.lower())
+
+    def check(self, check_id: str) -> HealthCheck | None:
+        """The check with this id, or None."""
+        return self._checks.get(check_id)
+
+    def service(self, service_id: str) -> Service | None:
+        """The service instance with this id, or None."""
+        return self._services.get(service_id)
+
+    def nodes(self) -> QueryResult[list[Node]]:
+        """All nodes."""
+        value = [replace(n) for _, n in sorted(self._nodes.items())]
+        return QueryResult(self._store.table_index(NODES), value, (Topic(NODES),))
+
+    def node_services(self, name: str) -> QueryResult[tuple[Node, list[Service]] | None]:
+        """A node and its services, or None for an unknown node."""
+        node = self.node_named(name)
+        index = self._store.table_index(NODES, SERVICES)
+        topics = (Topic(NODES), Topic(SERVICES))
+        if node is None:
+            return QueryResult(index, None, topics)
+        services = [replace(s) for _, s in sorted(self._services.items())]
+        return QueryResult(index, (replace(node), services), topics)
+
+    def services_tags(self) -> QueryResult[dict[str, list[str]]]:
+        """``{service name: de-duplicated tags}`` over every instance."""
+        out: dict[str, list[str]] = {}
+        for service in self._services.values():
+            tags = out.setdefault(service.service, [])
+            tags.extend(t for t in service.tags if t not in tags)
+        index = self._store.table_index(NODES, SERVICES)
+        return QueryResult(index, dict(sorted(out.items())), (Topic(NODES), Topic(SERVICES)))
+
+    def service_instances(self, name: str) -> QueryResult[list[tuple[Node, Service]]]:
+        """Every (node, instance) of the service called ``name``."""
+        pairs = [
+            (replace(self._node_of()), replace(s))
+            for _, s in sorted(self._services.items())
+            if s.service == name
+        ]
+        index = self._store.table_index(NODES, SERVICES)
+        return QueryResult(index, pairs, (Topic(NODES), Topic(SERVICES)))
+
+    def service_health(
+        self, name: str
+    ) -> QueryResult[list[tuple[Node, Service, list[HealthCheck]]]]:
+        """Every instance of ``name`` with its node's checks and its own checks."""
+        out = []
+        node = self._node_of()
+        for _, service in sorted(self._services.items()):
+            if service.service != name:
+                continue
+            checks = [replace(c) for c in self._sorted_checks() if c.service_id == ""]
+            checks += [replace(c) for c in self._sorted_checks() if c.service_id == service.id]
+            out.append((replace(node), replace(service), checks))
+        index = self._store.table_index(NODES, SERVICES, CHECKS)
+        return QueryResult(index, out, (Topic(NODES), Topic(SERVICES), Topic(CHECKS)))
+
+    def service_checks(self, name: str) -> QueryResult[list[HealthCheck]]:
+        """The checks of every instance of the service called ``name``."""
+        value = [replace(c) for c in self._sorted_checks() if c.service_name == name and name]
+        index = self._store.table_index(NODES, CHECKS)
+        return QueryResult(index, value, (Topic(NODES), Topic(CHECKS)))
+
+    def node_checks(self, name: str) -> QueryResult[list[HealthCheck]]:
+        """All checks of the node called ``name`` (``[]`` for an unknown node)."""
+        node = self.node_named(name)
+        value = [replace(c) for c in self._sorted_checks()] if node else []
+        index = self._store.table_index(NODES, CHECKS)
+        return QueryResult(index, value, (Topic(NODES), Topic(CHECKS)))
+
+    def checks_in_state(self, state: str) -> QueryResult[list[HealthCheck]]:
+        """Checks with status ``state``, or all of them for ``any``."""
+        value = [replace(c) for c in self._sorted_checks() if state in ("any", c.status)]
+        index = self._store.table_index(NODES, CHECKS)
+        return QueryResult(index, value, (Topic(NODES), Topic(CHECKS)))
+
+    def _sorted_checks(self) -> list[HealthCheck]:
+        return [c for _, c in sorted(self._checks.items())]
+
+    def _node_of(self) -> Node:
+        return next(iter(self._nodes.values()))
+
+    # ----- writes ---------------------------------------------------------------------
+
+    def register_node(self, txn: WriteTxn, node: Node) -> None:
+        """Store the agent's node."""
+        node.create_index = node.modify_index = txn.index
+        self._nodes[node.name.lower()] = node
+        txn.touch(NODES, node.name)
+
+    def ensure_service(self, txn: WriteTxn, service: Service) -> None:
+        """Insert or update a service instance; unchanged instances keep their indexes."""
+        existing = self._services.get(service.id)
+        if existing is not None and existing.same(service):
+            return
+        service.create_index = existing.create_index if existing else txn.index
+        service.modify_index = txn.index
+        self._services[service.id] = service
+        txn.touch(SERVICES, service.id)
+
+    def delete_service(self, txn: WriteTxn, service_id: str) -> None:
+        """Remove a service instance and its checks (invalidating sessions bound to them)."""
+        for check in [c for c in self._checks.values() if c.service_id == service_id]:
+            self.delete_check(txn, check.check_id)
+        if self._services.pop(service_id, None) is not None:
+            txn.touch(SERVICES, service_id)
+
+    def ensure_check(self, txn: WriteTxn, check: HealthCheck) -> None:
+        """``ensureCheckTxn``: store the check; if it is critical, bound sessions are destroyed."""
+        existing = self._checks.get(check.check_id)
+        if existing is not None and existing.same(check):
+            check.create_index, check.modify_index = existing.create_index, existing.modify_index
+        else:
+            check.create_index = existing.create_index if existing else txn.index
+            check.modify_index = txn.index
+            self._checks[check.check_id] = check
+            txn.touch(CHECKS, check.check_id)
+        if check.status == CRITICAL:
+            self.on_check_lost(txn, check.node, check.check_id)
+
+    def delete_check(self, txn: WriteTxn, check_id: str) -> None:
+        """``deleteCheckTxn``: remove the check and destroy sessions bound to it."""
+        check = self._checks.pop(check_id, None)
+        if check is None:
+            return
+        txn.touch(CHECKS, check_id)
+        self.on_check_lost(txn, check.node, check_id)

@@ -1,0 +1,262 @@
+"""The dev agent's state machine: everything Consul's server and agent would do, minus HTTP.
+
+:class:`DevState` wires the store, KV table, sessions, catalog and local agent together,
+registers the node (with ``serfHealth``) and the built-in ``consul`` service, and offers the
+operations the HTTP endpoints need, with Consul's validation order and error texts (including
+the ``raft apply failed:`` / ``apply failed:`` prefixes of its RPC layer).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..durations import HOUR, DurationError, format_duration, parse_duration
+from .catalog import (
+    CONSUL_SERVICE,
+    PASSING,
+    SERF_ALIVE_OUTPUT,
+    SERF_CHECK_ID,
+    SERF_CHECK_NAME,
+    Catalog,
+    HealthCheck,
+    Node,
+    Service,
+)
+from .errors import Failure
+from .kv import KVTable
+from .local import CHECK_UPDATE_INTERVAL_NS, LocalAgent
+from .sessions import DELETE, RELEASE, Session, SessionTable
+from .store import QueryResult, Store
+from .timers import KeyedTimers, TimerService
+
+T = TypeVar("T")
+log = logging.getLogger("elect_helpers.devagent")
+
+CONSUL_VERSION = "1.20.0"
+SERVER_PORT = 8300
+SERF_LAN_PORT = 8301
+SESSION_TTL_MAX_NS = 24 * HOUR
+DEFAULT_QUERY_TIME_NS = 300 * 1_000_000_000
+MAX_QUERY_TIME_NS = 600 * 1_000_000_000
+JITTER_FRACTION = 16
+
+
+def default_node_name() -> str:
+    """The host name, as ``consul agent`` uses by default."""
+    return socket.gethostname().strip() or "localhost"
+
+
+class DevState:
+    """A single-node Consul dev cluster's state and behaviour, in memory."""
+
+    def __init__(
+        self,
+        node_name: str | None = None,
+        datacenter: str = "dc1",
+        session_ttl_min_ns: int = 10 * 1_000_000_000,
+        timers: TimerService | None = None,
+        rng: random.Random | None = None,
+        check_update_interval_ns: int = CHECK_UPDATE_INTERVAL_NS,
+        start_check_runners: bool = True,
+    ) -> None:
+        self.node_name = node_name or default_node_name()
+        self.datacenter = datacenter
+        self.session_ttl_min_ns = session_ttl_min_ns
+        self.node_id = str(uuid.uuid4())
+        self.timers = timers or TimerService()
+        self.clock = self.timers.clock
+        self._rng = rng or random.Random()
+        self.store = Store()
+        self.kv = KVTable(self.store, self.clock)
+        self.catalog = Catalog(self.store)
+        self.sessions = SessionTable(self.store, self.kv, self.catalog, KeyedTimers(self.timers))
+        self.catalog.on_check_lost = self.sessions.destroy_bound_to_check
+        self.sessions.on_expired = self._expire_session
+        self.local = LocalAgent(
+            self.store,
+            self.catalog,
+            self.timers,
+            check_update_interval_ns=check_update_interval_ns,
+            rng=self._rng,
+            start_runners=start_check_runners,
+        )
+        self._register_self()
+
+    def _register_self(self) -> None:
+        """What the leader does for a live member (``HandleAliveMember``)."""
+        node = Node(
+            id=self.node_id,
+            name=self.node_name,
+            address="127.0.0.1",
+            datacenter=self.datacenter,
+            tagged_addresses={
+                "lan": "127.0.0.1",
+                "lan_ipv4": "127.0.0.1",
+                "wan": "127.0.0.1",
+                "wan_ipv4": "127.0.0.1",
+            },
+            meta={"consul-network-segment": "", "consul-version": CONSUL_VERSION},
+        )
+        consul = Service(
+            id=CONSUL_SERVICE,
+            service=CONSUL_SERVICE,
+            port=SERVER_PORT,
+            meta={
+                "non_voter": "false",
+                "raft_version": "3",
+                "read_replica": "false",
+                "serf_protocol_current": "2",
+                "serf_protocol_max": "5",
+                "serf_protocol_min": "1",
+                "version": CONSUL_VERSION,
+            },
+        )
+        serf = HealthCheck(
+            node=self.node_name,
+            check_id=SERF_CHECK_ID,
+            name=SERF_CHECK_NAME,
+            status=PASSING,
+            output=SERF_ALIVE_OUTPUT,
+        )
+        with self.store.write() as txn:
+            self.catalog.register_node(txn, node)
+            self.catalog.ensure_service(txn, consul)
+            self.catalog.ensure_check(txn, serf)
+
+    # ----- reads ------------------------------------------------------------------------
+
+    def query_timeout_s(self, wait_ns: int) -> float:
+        """Consul's ``RPCQueryTimeout``: default 5 min, cap 10 min, plus up to 1/16 jitter."""
+        if wait_ns <= 0:
+            wait_ns = DEFAULT_QUERY_TIME_NS
+        wait_ns = min(wait_ns, MAX_QUERY_TIME_NS)
+        wait_ns += int(self._rng.random() * (wait_ns // JITTER_FRACTION))
+        return wait_ns / 1e9
+
+    def read(
+        self, run: Callable[[], QueryResult[T]], min_index: int = 0, wait_ns: int = 0
+    ) -> QueryResult[T]:
+        """Run a read, blocking while its index is not above ``min_index`` (if non-zero)."""
+        timeout = self.query_timeout_s(wait_ns) if min_index else 0.0
+        return self.store.blocking_read(
+            run, min_index, timeout, lambda: self.clock.monotonic_ns() / 1e9
+        )
+
+    # ----- KV writes -------------------------------------------------------------------
+
+    def kv_set(self, key: str, value: bytes | None, flags: int) -> bool:
+        """Plain PUT."""
+        with self.store.write() as txn:
+            return self.kv.set(txn, key, value, flags)
+
+    def kv_cas(self, key: str, value: bytes | None, flags: int, index: int) -> bool:
+        """PUT ?cas=index."""
+        with self.store.write() as txn:
+            return self.kv.cas(txn, key, value, flags, index)
+
+    def kv_acquire(self, key: str, value: bytes | None, flags: int, session: str) -> bool:
+        """PUT ?acquire=session: lock-delay first (false), then session checks (errors)."""
+        with self.store.write() as txn:
+            if self.kv.lock_delay_active(key):
+                log.warning("rejecting lock of %r due to lock-delay", key)
+                return False
+            if not session:
+                raise Failure("raft apply failed: missing session")
+            found = self.sessions.lookup(session)
+            if found is None:
+                raise Failure(f'raft apply failed: invalid session "{session}"')
+            return self.kv.lock(txn, key, value, flags, session)
+
+    def kv_release(self, key: str, value: bytes | None, flags: int, session: str) -> bool:
+        """PUT ?release=session."""
+        with self.store.write() as txn:
+            if not session:
+                raise Failure("raft apply failed: missing session")
+            return self.kv.unlock(txn, key, value, flags, session)
+
+    def kv_delete(self, key: str) -> bool:
+        """DELETE one key."""
+        with self.store.write() as txn:
+            return self.kv.delete(txn, key)
+
+    def kv_delete_cas(self, key: str, index: int) -> bool:
+        """DELETE ?cas=index."""
+        with self.store.write() as txn:
+            return self.kv.delete_cas(txn, key, index)
+
+    def kv_delete_tree(self, prefix: str) -> bool:
+        """DELETE ?recurse."""
+        with self.store.write() as txn:
+            return self.kv.delete_tree(txn, prefix)
+
+    # ----- sessions ----------------------------------------------------------------------
+
+    def session_create(self, session: Session) -> str:
+        """``Session.Apply`` (create): validate, assign an ID, store, arm the TTL timer."""
+        if not session.node:
+            raise Failure("Must provide Node")
+        if session.behavior == "":
+            session.behavior = RELEASE
+        elif session.behavior not in (RELEASE, DELETE):
+            raise Failure(f"Invalid Behavior setting '{session.behavior}'")
+        if session.ttl != "":
+            try:
+                ttl_ns = parse_duration(session.ttl)
+            except DurationError as error:
+                raise Failure(f"Session TTL '{session.ttl}' invalid: {error}") from None
+            if ttl_ns != 0 and not self.session_ttl_min_ns <= ttl_ns <= SESSION_TTL_MAX_NS:
+                raise Failure(
+                    f"Invalid Session TTL '{ttl_ns}', must be between "
+                    f"[{format_duration(self.session_ttl_min_ns)}="
+                    f"{format_duration(SESSION_TTL_MAX_NS)}]"
+                )
+            session.ttl_ns = max(ttl_ns, 0)
+        with self.store.write() as txn:
+            session.id = self._new_session_id()
+            try:
+                self.sessions.create(txn, session)
+            except Failure as error:
+                raise Failure(f"apply failed: {error.message}") from None
+        return session.id
+
+    def _new_session_id(self) -> str:
+        while True:
+            candidate = str(uuid.uuid4())
+            if self.sessions.lookup(candidate) is None:
+                return candidate
+
+    def session_destroy(self, session_id: str) -> bool:
+        """Destroy a session (idempotent): its locks are released or deleted with lock-delay."""
+        with self.store.write() as txn:
+            self.sessions.destroy(txn, session_id)
+        return True
+
+    def session_renew(self, session_id: str) -> list[Session]:
+        """Reset a session's TTL timer; ``[]`` when there is no such session."""
+        with self.store.lock:
+            found = self.sessions.get(session_id).value
+            if found:
+                self.sessions.reset_timer(self.sessions.lookup(session_id))  # type: ignore[arg-type]
+            return found
+
+    def _expire_session(self, session_id: str) -> None:
+        log.info("session %s expired (TTL x 2 without renew), invalidating it", session_id)
+        with self.store.write() as txn:
+            self.sessions.destroy(txn, session_id)
+
+    # ----- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start firing timers (session TTLs, TTL checks, deferred syncs) on time."""
+        self.timers.start()
+
+    def close(self) -> None:
+        """Stop check runners and timers, and release every waiting blocking query."""
+        self.local.close()
+        self.timers.stop()
+        self.store.close()

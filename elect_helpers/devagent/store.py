@@ -1,0 +1,153 @@
+"""The raft-like core: one global index, per-table indexes and change notification.
+
+Every write runs in a :class:`WriteTxn` under the store lock.  A transaction that changes
+anything consumes exactly one new index (like one raft log entry), stamps it on each table it
+touched and wakes the blocking queries watching those tables (or key prefixes).  Reads run under
+the same lock, so they always see a consistent state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What a blocking query watches: a table, optionally narrowed to a key prefix."""
+
+    table: str
+    prefix: str | None = None
+
+    def matches(self, table: str, key: str | None) -> bool:
+        """Return whether a change to ``key`` of ``table`` may affect this watch."""
+        if table != self.table:
+            return False
+        if self.prefix is None or key is None:
+            return True
+        return key.startswith(self.prefix) or self.prefix.startswith(key)
+
+
+@dataclass
+class WriteTxn:
+    """One atomic write.  ``index`` is the index the write gets if it changes anything."""
+
+    index: int
+    changes: list[tuple[str, str | None]] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def touch(self, table: str, key: str | None = None) -> None:
+        """Record that ``table`` (and ``key`` in it, if given) changed at ``self.index``."""
+        self.changes.append((table, key))
+
+
+@dataclass
+class QueryResult(Generic[T]):
+    """What a read returns: the index to report, the data, and what to watch for changes."""
+
+    index: int
+    value: T
+    topics: tuple[Topic, ...]
+
+
+class _Watch:
+    __slots__ = ("event", "topics")
+
+    def __init__(self, topics: tuple[Topic, ...]) -> None:
+        self.topics = topics
+        self.event = threading.Event()
+
+
+class Store:
+    """Global index, table indexes, the store lock, and blocking-query wake-ups."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.index = 0
+        self._tables: dict[str, int] = {}
+        self._watches: set[_Watch] = set()
+        self._closed = False
+
+    def table_index(self, *tables: str) -> int:
+        """Return the highest index at which any of ``tables`` changed (0 if never)."""
+        with self.lock:
+            return max((self._tables.get(t, 0) for t in tables), default=0)
+
+    @contextmanager
+    def write(self) -> Iterator[WriteTxn]:
+        """Run a write transaction; commit its index and wake watchers if it changed anything.
+
+        Callbacks registered in ``txn.after_commit`` run after the lock is released.
+        """
+        with self.lock:
+            txn = WriteTxn(self.index + 1)
+            yield txn
+            if txn.changes:
+                self.index = txn.index
+                for table, _ in txn.changes:
+                    self._tables[table] = txn.index
+                self._notify(txn.changes)
+        for callback in txn.after_commit:
+            callback()
+
+    def _notify(self, changes: list[tuple[str, str | None]]) -> None:
+        fired = [
+            w
+            for w in self._watches
+            if any(topic.matches(t, k) for topic in w.topics for t, k in changes)
+        ]
+        for watch in fired:
+            self._watches.discard(watch)
+            watch.event.set()
+
+    def blocking_read(
+        self,
+        run: Callable[[], QueryResult[T]],
+        min_index: int,
+        timeout_s: float,
+        now: Callable[[], float],
+    ) -> QueryResult[T]:
+        """Run ``run`` as Consul's blocking query does.
+
+        With ``min_index == 0`` the query runs once.  Otherwise it returns as soon as the
+        result's index exceeds ``min_index``, re-running whenever a watched topic changes, and
+        returns the latest result when ``timeout_s`` (measured with ``now``) runs out or the
+        store is closed.  The reported index is never below 1.
+        """
+        deadline = now() + timeout_s
+        while True:
+            with self.lock:
+                result = run()
+                if result.index < 1:
+                    result.index = 1
+                if min_index == 0 or result.index > min_index or self._closed:
+                    return result
+                watch = _Watch(result.topics)
+                self._watches.add(watch)
+            remaining = deadline - now()
+            fired = remaining > 0 and watch.event.wait(remaining)
+            if not fired:
+                with self.lock:
+                    self._watches.discard(watch)
+                    result = run()
+                    if result.index < 1:
+                        result.index = 1
+                    return result
+
+    def watcher_count(self) -> int:
+        """Return how many blocking queries are currently waiting."""
+        with self.lock:
+            return len(self._watches)
+
+    def close(self) -> None:
+        """Wake every waiting query and make future ones return at once."""
+        with self.lock:
+            self._closed = True
+            for watch in self._watches:
+                watch.event.set()
+            self._watches.clear()
