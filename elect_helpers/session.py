@@ -64,6 +64,11 @@ def _check_ttl(client: consul.Consul, ttl: str | float) -> float:
     return seconds
 
 
+def _whole(seconds: float | None) -> float | int | None:
+    """python-consul2 sends ``"%ss" % value``: pass 10, not 10.0, so Consul stores "10s"."""
+    return int(seconds) if seconds is not None and seconds.is_integer() else seconds
+
+
 def create_session(
     client: consul.Consul,
     *,
@@ -98,7 +103,7 @@ def create_session(
         if (ttl_s is None or ttl_s >= LIBRARY_MIN_TTL) and not node_checks and not service_checks:
             with consul_call(client, action):
                 return client.session.create(
-                    name=name, behavior=behavior, ttl=ttl_s, lock_delay=delay
+                    name=name, behavior=behavior, ttl=_whole(ttl_s), lock_delay=_whole(delay)
                 )
         # python-consul2's session.create() cannot send this request: it asserts
         # 10 <= ttl <= 86400 even when the agent's session_ttl_min allows shorter TTLs, and
