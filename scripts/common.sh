@@ -174,7 +174,7 @@ elect_ensure_agent() {
         elect_error "the $ELECT_AGENT_KIND agent did not answer at $addr within $wait_s s (its log is above and in $log)"
         return 1
     fi
-    elect_say "agent ready at $addr"
+    elect_say "agent ready at $addr (pid $ELECT_AGENT_PID)"
 }
 
 # Succeed when something accepts TCP connections at host $2, port $3 (python $1).
