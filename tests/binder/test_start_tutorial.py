@@ -85,7 +85,10 @@ def test_opens_jupyterlab_with_an_agent_and_stops_the_agent_on_exit(tmp_path: Pa
         listing = get_json(f"{lab}/api/contents/?token={token}")
         served = {entry["name"] for entry in listing["content"]}
         root = REPO / "notebooks" if (REPO / "notebooks").is_dir() else REPO
-        assert served == {p.name for p in root.iterdir() if not p.name.startswith(".")}
+        assert {name for name in served if name.endswith(".ipynb")} == {
+            path.name for path in root.glob("*.ipynb")
+        }
+        assert "README.md" not in served or root == REPO
 
         os.killpg(proc.pid, signal.SIGTERM)  # what closing the terminal or a kill does
         proc.wait(timeout=30)
