@@ -1,0 +1,1 @@
+"""Conformance suite: the agent HTTP API checked against consul-facts.md."""
