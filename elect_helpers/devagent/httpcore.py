@@ -39,6 +39,10 @@ UI_DISABLED_TEXT = (
 MAX_DISCARD = 4 * 1024 * 1024
 
 
+class IncompleteBody(Exception):
+    """The client closed the connection before sending the whole body it announced."""
+
+
 class PlainError(Exception):
     """A response a handler writes itself (status and plain text), like ``parseWait``'s."""
 
@@ -99,10 +103,15 @@ class Request:
         if self._body is None:
             if self.chunked:
                 self._body = self._read_chunked()
+            elif self.content_length > 0:
+                data = self._rfile.read(self.content_length)
+                if len(data) < self.content_length:
+                    raise IncompleteBody(
+                        f"unexpected EOF: got {len(data)} of {self.content_length} body bytes"
+                    )
+                self._body = data
             else:
-                self._body = (
-                    self._rfile.read(self.content_length) if self.content_length > 0 else b""
-                )
+                self._body = b""
         return self._body
 
     @property
@@ -114,12 +123,20 @@ class Request:
         parts = []
         while True:
             line = self._rfile.readline(65537)
-            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if not line:
+                raise IncompleteBody("unexpected EOF in a chunked body")
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise IncompleteBody("malformed chunked encoding") from None
             if size == 0:
                 while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass
                 return b"".join(parts)
-            parts.append(self._rfile.read(size))
+            chunk = self._rfile.read(size)
+            if len(chunk) < size:
+                raise IncompleteBody("unexpected EOF in a chunked body")
+            parts.append(chunk)
             self._rfile.readline(65537)
 
 
@@ -200,6 +217,8 @@ class HTTPService:
 
     def handle(self, request: Request) -> Response:
         """Answer one request; never raises."""
+        if not request.path.isprintable():
+            return Response(400)
         route = self.router.match(request.path)
         if route is None:
             return self._unrouted(request)
@@ -216,6 +235,10 @@ class HTTPService:
             )
         try:
             response = route.handler(request)
+        except IncompleteBody as error:
+            response = Response(
+                400, str(error).encode(), {"Content-Type": PLAIN, "Connection": "close"}
+            )
         except PlainError as error:
             response = Response(error.status, error.text.encode(), {"Content-Type": PLAIN})
         except AgentError as error:
@@ -263,7 +286,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         started = time.monotonic()
         request = Request(self.command, self.path, self.headers, self.rfile)
         response = self.server.service.handle(request)
-        if not request.body_consumed:
+        if response.headers.get("Connection") == "close":
+            self.close_connection = True
+        elif not request.body_consumed:
             if request.chunked or request.content_length > MAX_DISCARD:
                 self.close_connection = True
             else:
@@ -278,6 +303,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
 
     def _send(self, request: Request, response: Response) -> None:
+        try:
+            self._write(response)
+        except OSError:
+            self.close_connection = True
+            log.debug("client went away before the response to %s %s", request.method, request.path)
+
+    def _write(self, response: Response) -> None:
         body = response.body
         headers = response.headers
         accepts_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
@@ -292,8 +324,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if body and "Content-Type" not in headers:
             self.send_header("Content-Type", PLAIN)
         self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
+        if self.close_connection and "Connection" not in headers:
             self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer unparseable requests as Go's net/http does: ``HTTP/1.1 400 Bad Request``."""
+        self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        phrase = self.responses.get(code, ("",))[0]
+        body = f"{code} {phrase}".encode()
+        self.send_response_only(code)
+        self.send_header("Content-Type", PLAIN)
+        self.send_header("Connection", "close")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
