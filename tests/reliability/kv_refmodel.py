@@ -7,9 +7,8 @@ nothing else: no HTTP, no indexes.  Raft indexes are not deterministic in a live
 checks the agent's real ``CreateIndex``/``ModifyIndex`` against that (a touched key gets
 a fresh, larger index, an untouched key keeps its index).
 
-Lock-delays are modelled as on/off per key: the tests use either no delay or one far
-longer than a test example (60 s, Consul's cap), so an active delay never runs out
-mid-example.
+Time is the harness's: ``now_ns`` (a manual clock in direct tests, constant over HTTP).
+Lock-delays run out on that clock; Consul caps them at 60 s.
 """
 
 from __future__ import annotations
@@ -31,10 +30,13 @@ class ModelEntry:
     session: str | None
 
 
+MAX_LOCK_DELAY_NS = 60 * 1_000_000_000
+
+
 @dataclass(frozen=True)
 class ModelSession:
     behavior: Literal["release", "delete"]
-    lock_delay: bool  # True: invalidation sets a (long) lock-delay on the keys it held
+    lock_delay_ns: int
 
 
 @dataclass
@@ -57,7 +59,8 @@ class KVSessionModel:
     def __init__(self) -> None:
         self.kv: dict[str, ModelEntry] = {}
         self.sessions: dict[str, ModelSession] = {}
-        self.delayed: set[str] = set()
+        self.delay_until: dict[str, int] = {}  # key -> end of its lock-delay (ns)
+        self.now_ns = 0
 
     # -- KV writes -------------------------------------------------------------------
 
@@ -84,7 +87,7 @@ class KVSessionModel:
 
     def acquire(self, key: str, session: str, value: bytes | None, flags: int) -> Effect:
         """PUT ?acquire=: lock-delay first, then session validity, then the holder."""
-        if key in self.delayed:
+        if self.delay_until.get(key, -1) > self.now_ns:
             return Effect(result=False)
         if not session:
             return Effect(status=500, result=None)
@@ -124,9 +127,9 @@ class KVSessionModel:
 
     # -- sessions --------------------------------------------------------------------
 
-    def create_session(self, session: str, behavior: str, lock_delay: bool) -> Effect:
+    def create_session(self, session: str, behavior: str, lock_delay_ns: int) -> Effect:
         assert behavior in ("release", "delete")
-        self.sessions[session] = ModelSession(behavior, lock_delay)  # type: ignore[arg-type]
+        self.sessions[session] = ModelSession(behavior, lock_delay_ns)  # type: ignore[arg-type]
         return Effect(result=None)
 
     def invalidate(self, session: str) -> Effect:
@@ -147,6 +150,7 @@ class KVSessionModel:
             else:
                 self.kv[key] = replace(entry, session=None)
                 effect.changes[key] = "modify"
-            if known.lock_delay:
-                self.delayed.add(key)
+            if known.lock_delay_ns > 0:
+                delay = min(known.lock_delay_ns, MAX_LOCK_DELAY_NS)
+                self.delay_until[key] = self.now_ns + delay
         return effect
