@@ -146,7 +146,11 @@ def consul_client(
     if timeout <= 0:
         raise InvalidArgument(f"timeout must be positive seconds, got {timeout!r}")
     env_addr, _ = configured_address()  # also validates a malformed CONSUL_HTTP_ADDR
-    addr = parse_address(address) if address else env_addr
+    addr = env_addr
+    if address:
+        addr = parse_address(address)
+        if "://" not in address and _env_bool("CONSUL_HTTP_SSL"):
+            addr = AgentAddress("https", addr.host, addr.port)
     verify = _env_bool("CONSUL_HTTP_SSL_VERIFY")
     return _build_client(
         addr,

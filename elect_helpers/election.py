@@ -213,15 +213,19 @@ class Election:
         ``deregister_service`` is given, deregister that service.  ``on_lost("resigned")``
         is called if this node was leading.  Waits (up to ``timeout``) until done, unless
         called from the election's own thread (e.g. a callback or a signal handler)."""
-        self._deregister = deregister_service
+        if deregister_service:
+            self._deregister = deregister_service
         with self._lock:
             used = self._used
             self._used = True  # a resigned election cannot be started any more
         self._request_stop()
-        if not used:
+        if not used:  # never ran: nothing to step down from
             self._finished.set()
-            if deregister_service:
-                deregister_node(self._ops, deregister_service)
+            try:
+                if deregister_service:
+                    deregister_node(self._ops, deregister_service)
+            finally:
+                self._ops.http.session.close()
             return
         if threading.get_ident() == self._runner:
             return
@@ -465,6 +469,7 @@ class Election:
             except ElectHelpersError as exc:
                 self._report(exc)
         self._reader.close()
+        self._ops.http.session.close()
 
     # ------------------------------------------------------------------ callbacks
 

@@ -261,6 +261,12 @@ class SessionRenewer:
                 log.exception("on_lost callback of session %s failed", self.session_id)
 
     def _run(self) -> None:
+        try:
+            self._renew_until_stopped()
+        finally:
+            self._renew_client.http.session.close()
+
+    def _renew_until_stopped(self) -> None:
         wait = self.ttl / 2
         while not self._stop.wait(wait):
             sent = time.monotonic()

@@ -155,6 +155,8 @@ class KeyReader:
         finally:
             with self._lock:
                 self._inflight = False
+                if self.closed:
+                    self._client.http.session.close()
         return int(raw_index or 0), entry
 
     def wake(self) -> None:
@@ -166,10 +168,12 @@ class KeyReader:
                 self._pending_wake = True
 
     def close(self) -> None:
-        """Abort the read in flight and refuse every later one."""
+        """Abort the read in flight, refuse every later one, and close the connections."""
         with self._lock:
             self.closed = True
             self._sockets.cut()
+            if not self._inflight:  # else the reading thread closes them when it returns
+                self._client.http.session.close()
 
 
 def _fingerprint(entry: dict | None) -> tuple[int, int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -102,3 +103,22 @@ def test_unreachable_agent_backs_off_and_resigns_promptly(wait_until) -> None:
     assert 2 <= len(errors) <= 6
     assert all(isinstance(e, AgentUnreachable) for e in errors)
     wait_until(lambda: not election_threads(), what="threads to end")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_start_resign_cycles_leak_no_threads_or_sockets(client, key_prefix, wait_until) -> None:
+    def cycle() -> None:
+        election = Election(client, key_prefix + "leader", "n1", ttl=0.3, lock_delay=0).start()
+        assert election.wait_for_leadership(5)
+        election.resign()
+
+    cycle()  # warm up the shared client's connection pool
+    threads, fds = threading.active_count(), open_fds()
+    for _ in range(10):
+        cycle()
+    wait_until(lambda: threading.active_count() <= threads, what="threads to end")
+    wait_until(lambda: open_fds() <= fds + 2, what="sockets to close")
