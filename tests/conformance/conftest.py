@@ -156,6 +156,11 @@ def sessions(api: Api) -> Iterator[Sessions]:
     tracker.destroy_all()
 
 
+def _field(body: dict[str, Any], name: str) -> Any:
+    """A request field looked up as Consul does: case-insensitively."""
+    return next((v for k, v in body.items() if k.lower() == name.lower()), None)
+
+
 class Registrations:
     """Registers agent services and checks; deregisters them all at teardown."""
 
@@ -166,12 +171,12 @@ class Registrations:
 
     def service(self, body: dict[str, Any], query: str = "") -> Any:
         """PUT /v1/agent/service/register; tracks the service id for cleanup."""
-        self.service_ids.append(body.get("ID") or body.get("Name") or "")
+        self.service_ids.append(_field(body, "ID") or _field(body, "Name") or "")
         return self.api.put("/v1/agent/service/register" + query, json_body=body)
 
     def check(self, body: dict[str, Any]) -> Any:
         """PUT /v1/agent/check/register; tracks the check id for cleanup."""
-        self.check_ids.append(body.get("ID") or body.get("Name") or "")
+        self.check_ids.append(_field(body, "ID") or _field(body, "Name") or "")
         return self.api.put("/v1/agent/check/register", json_body=body)
 
     def track_service(self, service_id: str) -> None:
