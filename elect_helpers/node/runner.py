@@ -128,6 +128,7 @@ class NodeRunner:
                     on_elected=self._on_elected,
                     on_lost=self._on_lost,
                     on_leader_observed=self._on_leader_observed,
+                    on_error=self._on_error,
                 )
                 self.log.emit(
                     "campaigning",
@@ -162,8 +163,15 @@ class NodeRunner:
     def _on_lost(self, reason: str) -> None:
         if self._writer:
             self._writer.follow()
-        self.log.emit("lost", token=self._token, session=self._session(), detail=str(reason))
+        if not self.stop_requested.is_set():  # a resignation gets its own "resigned" event
+            self.log.emit("lost", token=self._token, session=self._session(), detail=reason)
         self._token = None
+
+    def _on_error(self, exc: Exception) -> None:
+        self.log.emit("error", session=self._session(), detail=str(exc))
+        if self._election is not None and self._election.failure is not None:
+            self.failure = str(exc)  # the election gave up for good: stop the node
+            self.stop_requested.set()
 
     def _on_leader_observed(self, info: Any) -> None:
         detail = "no leader" if info is None else f"leader is {info.node}"
@@ -172,24 +180,23 @@ class NodeRunner:
     # -- shutdown -------------------------------------------------------------------------
 
     def step_down(self) -> bool:
-        """Stop writing, resign, deregister, stop serving; return True if all went well."""
+        """Stop writing, resign, deregister; return True if all went well."""
         ok = True
         with self._lock:
             self.stop_requested.set()
         if self._writer:
             self._writer.stop()
         if self._election is not None:
-            was_leader = self._election.is_leader
-            session = self._session()
+            token, session = self._token, self._session()
             try:
                 self._election.resign()
                 self.log.emit(
                     "resigned",
-                    token=self._token if was_leader else None,
+                    token=token,
                     session=session,
-                    detail="released the key and destroyed the session"
-                    if was_leader
-                    else "destroyed the session",
+                    detail="destroyed the session"
+                    if token is None
+                    else "released the key and destroyed the session",
                 )
             except ElectHelpersError as exc:
                 ok = False
@@ -201,8 +208,8 @@ class NodeRunner:
             except ElectHelpersError as exc:
                 ok = False
                 self.log.emit("error", detail=f"deregister failed: {exc}")
-        if self._health is not None:
-            self._health.stop()
+        # The health endpoint is left to die with the process: it is deregistered already,
+        # and shutting its server down would only add a poll interval to every exit.
         return ok
 
 

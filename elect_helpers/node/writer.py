@@ -4,6 +4,9 @@ The loop deliberately has the shape that makes fencing necessary: it decides "I 
 with token T", waits for the next tick, then writes with T.  A process frozen during that
 wait (SIGSTOP, a long GC pause) wakes up and writes with T before any other thread has a
 chance to tell it that it lost the lock meanwhile; only the fenced resource saves the day.
+A freeze can also hit in the middle of a round of writes (a request already sent, its
+answer read only after waking); then the round is written once more with T, so that after
+any freeze every resource sees the woken node's old token first.
 """
 
 from __future__ import annotations
@@ -83,29 +86,38 @@ class LeaderWriter:
                 if self._stopping:
                     return
             late = time.monotonic() - planned
-            woke = late > WOKE_SLACK
-            if woke:
-                self._log.emit(
-                    "woke",
-                    token=token,
-                    session=self._session(),
-                    detail=f"was frozen for about {late + self._interval:.1f}s; "
-                    f"still believes it leads and writes with token {token}",
-                )
-            self._write_all(token, force_log=woke)
+            if late > WOKE_SLACK:
+                self._woke(token, f"was frozen for about {late + self._interval:.1f}s")
+                self._write_all(token, force_log=True)
+            elif self._write_all(token, force_log=False):
+                self._woke(token, "was frozen in the middle of its writes")
+                self._write_all(token, force_log=True)
 
-    def _write_all(self, token: int, force_log: bool) -> None:
+    def _woke(self, token: int, how: str) -> None:
+        self._log.emit(
+            "woke",
+            token=token,
+            session=self._session(),
+            detail=f"{how}; still believes it leads and writes with token {token}",
+        )
+
+    def _write_all(self, token: int, force_log: bool) -> bool:
+        """One write per resource; True if some step took so long the process was frozen."""
         self._seq += 1
         value = f"{self._node} #{self._seq}"
+        frozen = False
         for kind, url in self._urls.items():
+            began = time.monotonic()
             try:
                 outcome = write_resource(url, token, self._node, value)
             except ResourceError as exc:
                 if force_log or self._last.get(kind) != str(exc):
                     self._log.emit("write-error", token=token, detail=f"{kind}: {exc}")
                 self._last[kind] = str(exc)
-                continue
-            self._log_outcome(kind, token, outcome, force_log)
+            else:
+                self._log_outcome(kind, token, outcome, force_log)
+            frozen = frozen or time.monotonic() - began > WOKE_SLACK
+        return frozen
 
     def _log_outcome(self, kind: str, token: int, outcome: WriteOutcome, force: bool) -> None:
         state = (outcome.accepted, token)
