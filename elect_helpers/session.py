@@ -32,15 +32,22 @@ MAX_TTL = 86400.0  # Consul's structs.SessionTTLMax (24h)
 # python-consul2's session.create() asserts 10 <= ttl <= 86400 on the client side.
 LIBRARY_MIN_TTL = 10.0
 RETRY_INTERVAL = 1.0  # the Go client's retry interval after a failed renew
+MAX_RENEW_WAIT = 10.0  # seconds one renew request may take, however long the TTL
 BEHAVIORS = ("release", "delete")
 
 
-def _ttl_error(ttl: object, detail: str, agent_min: float | None) -> InvalidTTL:
-    minimum = "10s by default" if agent_min is None else f"{seconds_to_go(agent_min)} on this agent"
+def _ttl_error(ttl: str | float | None, detail: str, agent_min: float | None) -> InvalidTTL:
+    """``agent_min`` given: the TTL was too short for this agent, so say how to lower it."""
+    if agent_min is None:
+        return InvalidTTL(
+            f"session TTL {ttl!r} {detail}: Consul accepts TTLs from the agent's "
+            "session_ttl_min (10s unless lowered) to 24h"
+        )
     return InvalidTTL(
         f"session TTL {ttl!r} {detail}: Consul accepts TTLs from session_ttl_min "
-        f"({minimum}) to 24h; an agent started with -hcl 'session_ttl_min = \"1s\"' "
-        "(or ensure_agent(session_ttl_min=...)) accepts shorter ones"
+        f"({seconds_to_go(agent_min)} on this agent) to 24h; use a longer TTL, or an agent "
+        f"started with -hcl 'session_ttl_min = \"{seconds_to_go(to_seconds(ttl))}\"' "
+        "(ensure_agent(session_ttl_min=...))"
     )
 
 
@@ -134,6 +141,13 @@ def create_session(
     except ConsulError as exc:
         if "Invalid Session TTL" in exc.body:
             raise _ttl_error(ttl, f"was refused by the agent ({exc.body.strip()})", None) from None
+        if "critical state" in exc.body:
+            raise ConsulError(
+                f"{exc}; Consul binds a session only to passing checks: wait for the check "
+                "first (elect_helpers.service.wait_for_check)",
+                exc.status,
+                exc.body,
+            ) from None
         raise
 
 
@@ -198,7 +212,7 @@ class SessionRenewer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         # Its own client: a renew must not queue behind another thread's blocking query.
-        self._renew_client = clone_client(client, timeout=max(self.ttl, 0.2))
+        self._renew_client = clone_client(client, timeout=MAX_RENEW_WAIT)
 
     @property
     def deadline(self) -> float:
@@ -225,21 +239,22 @@ class SessionRenewer:
     def stop(self, destroy: bool = True, timeout: float | None = None) -> None:
         """Stop renewing and, with ``destroy=True``, destroy the session.
 
-        Waits for the thread (at most ``timeout`` seconds, default the TTL plus a second).
+        Waits for the thread (at most ``timeout`` seconds; by default as long as one renew
+        request may take, plus a second).
         Destroying raises :class:`AgentUnreachable` if the agent cannot be reached; the
         session then expires on its own after its TTL.
         """
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(self.ttl + 1.0 if timeout is None else timeout)
+            thread.join(min(self.ttl, MAX_RENEW_WAIT) + 1.0 if timeout is None else timeout)
         if destroy:
             destroy_session(self.client, self.session_id)
 
     def _renew_once(self) -> bool:
         """One renew; True if the session is still there. Raises helper errors on failure."""
         remaining = self.deadline - time.monotonic()
-        self._renew_client.http.timeout = max(remaining, 0.2)
+        self._renew_client.http.timeout = min(max(remaining, 0.2), MAX_RENEW_WAIT)
         try:
             with consul_call(self._renew_client, f"renewing session {self.session_id}"):
                 entry = self._renew_client.session.renew(self.session_id)

@@ -47,6 +47,7 @@ def test_invalid_ttl_names_limits(client, ttl, detail) -> None:
     assert "\n" not in message
     if ttl == "50ms":
         assert "100ms on this agent" in message
+        assert "-hcl 'session_ttl_min = \"50ms\"'" in message
 
 
 def test_bad_behaviour_and_lock_delay(client) -> None:
