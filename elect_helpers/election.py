@@ -443,7 +443,8 @@ class Election:
             self._token = None
         self._leader_event.clear()
         if was_leading:
-            log.warning("%s lost leadership of %s: %s", self.node, self.key, reason)
+            level = logging.INFO if reason == "resigned" else logging.WARNING
+            log.log(level, "%s lost leadership of %s: %s", self.node, self.key, reason)
             self._call(self.on_lost, reason)
         self._drop_session(release_key=was_leading)
 
@@ -485,7 +486,9 @@ class Election:
             self._call(self.on_leader_observed, holder)
 
     def _report(self, exc: Exception) -> None:
-        log.warning("election of %s: %s", self.node, exc)
+        # Without an on_error callback, the log is the only place the error shows up.
+        level = logging.DEBUG if self.on_error else logging.WARNING
+        log.log(level, "election of %s: %s", self.node, exc)
         self._call(self.on_error, exc)
 
     def _call(self, callback: Callable | None, *args: object) -> None:
