@@ -20,6 +20,8 @@ from elect_helpers.events import EventLog
 from elect_helpers.node.options import NodeOptions
 from elect_helpers.node.writer import LeaderWriter
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
 
 class NodeFailure(RuntimeError):
     """The node cannot run (agent unreachable, TTL refused...); the message says why."""
@@ -141,7 +143,7 @@ class NodeRunner:
             self.failure = str(exc) or type(exc).__name__
             self.log.emit("error", detail=f"campaign failed: {self.failure}")
             print(f"{opts.name}: campaign failed: {self.failure}", file=sys.stderr, flush=True)
-            self.stop_requested.set()
+            os.kill(os.getpid(), signal.SIGTERM)  # the main thread steps down
 
     # -- election callbacks ---------------------------------------------------------------
 
@@ -171,7 +173,7 @@ class NodeRunner:
         self.log.emit("error", session=self._session(), detail=str(exc))
         if self._election is not None and self._election.failure is not None:
             self.failure = str(exc)  # the election gave up for good: stop the node
-            self.stop_requested.set()
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _on_leader_observed(self, info: Any) -> None:
         detail = "no leader" if info is None else f"leader is {info.node}"
@@ -215,14 +217,13 @@ class NodeRunner:
 
 def run(options: NodeOptions) -> int:
     """Run a node until SIGTERM/SIGINT; return the process exit status."""
+    # Block SIGTERM/SIGINT before any thread exists (threads inherit the mask) and take
+    # them with sigwait() in the main thread.  A Python handler would not do: after
+    # SIGSTOP/SIGCONT the kernel may hand a pending SIGTERM to any thread, and the main
+    # thread, asleep in a lock wait, would never run the handler.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     log = EventLog(options.events or "/dev/stdout", options.name)
     runner = NodeRunner(options, log)
-
-    def request_stop(signum: int, _frame: object) -> None:
-        runner.stop_requested.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     try:
         runner.check_agent()
         runner.register()
@@ -235,8 +236,7 @@ def run(options: NodeOptions) -> int:
         os.write(options.ready_fd, b"ready\n")
         os.close(options.ready_fd)
     runner.start_campaign()
-    while not runner.stop_requested.wait(3600):
-        pass
+    signal.sigwait(STOP_SIGNALS)
     ok = runner.step_down() and runner.failure is None
     log.emit("stopped", detail="graceful step-down" if ok else "stepped down after errors")
     log.close()

@@ -101,6 +101,27 @@ def test_frozen_leader_wakes_up_and_its_late_write_is_fenced_off(make_cluster):
     assert cluster.status(old.node).believes == "follower"
 
 
+def test_close_stops_every_node_and_cleans_up_consul(node_agent):
+    client = consul_client(node_agent.address)
+    cluster = Cluster(f"closing{os.getpid()}", address=node_agent.address, ttl="10s")
+    nodes = cluster.start_many(3)
+    leader = cluster.wait_for_leader(timeout=10).node
+    followers = [n.name for n in nodes if n.name != leader]
+    cluster.kill(leader)  # leaves its service and session behind
+    cluster.pause(followers[0])
+    cluster.close()
+    assert not any(_alive(n.pid) for n in nodes)
+    services = client.agent.services()
+    assert not any(s["Service"] == cluster.service for s in services.values())
+    mine = {e["session"] for e in cluster.timeline() if e["session"]}
+    assert mine and not mine & {s["ID"] for s in client.session.list()[1]}
+    assert client.kv.get(cluster.key)[1] is None
+    assert not cluster.events_dir.exists()
+    assert {e["event"] for e in cluster.timeline() if e["node"] == followers[0]} >= {"stopped"}
+    with pytest.raises(ClusterError, match="closed"):
+        cluster.start()
+
+
 def test_controller_errors_say_what_to_do(make_cluster):
     cluster = make_cluster(ttl="1s", lock_delay="0s")
     cluster.start("node01")
