@@ -8,13 +8,17 @@ query backend, effective consistency where Consul sets it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..durations import DurationError, parse_duration
 from .errors import Failure
-from .httpcore import JSON_TYPE, PlainError, Request, Response, json_body
+from .httpcore import JSON_TYPE, Deferred, PlainError, Request, Response, json_body
 from .state import DevState
+from .store import QueryResult
+
+T = TypeVar("T")
 
 UINT64_MAX = 2**64 - 1
 
@@ -96,6 +100,34 @@ class ApiContext:
                 raise PlainError(400, "Invalid index")
             options.min_index = int(index)
         return options
+
+    # ----- reads ------------------------------------------------------------------------
+
+    def respond(
+        self,
+        request: Request,
+        options: QueryOptions,
+        run: Callable[[], QueryResult[T]],
+        render: Callable[[QueryResult[T]], Response],
+    ) -> Response | Deferred:
+        """Run a read; answer now, or defer it as a blocking query (``?index`` not passed).
+
+        Consul's ``blockingquery.Query``: without ``index`` the read runs once; otherwise it
+        is answered once its index exceeds ``index`` or the (jittered) wait runs out.
+        """
+        state = self.state
+        with state.store.lock:
+            result = run()
+        result.index = max(result.index, 1)
+        if options.min_index == 0 or result.index > options.min_index or state.store.closed:
+            return render(result)
+        return Deferred(
+            run=run,  # type: ignore[arg-type]
+            render=render,  # type: ignore[arg-type]
+            min_index=options.min_index,
+            timeout_s=state.query_timeout_s(options.wait_ns),
+            cache_key=(request.raw_path, request.raw_query),
+        )
 
     # ----- responses --------------------------------------------------------------------
 

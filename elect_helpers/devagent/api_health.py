@@ -14,7 +14,7 @@ from . import render
 from .api_common import ApiContext, QueryOptions
 from .catalog import PASSING, STATUSES
 from .errors import InvalidInput
-from .httpcore import PlainError, Request, Response
+from .httpcore import Deferred, PlainError, Request, Response
 from .store import QueryResult
 
 LEADER = "127.0.0.1:8300"
@@ -47,14 +47,17 @@ class HealthCatalogEndpoint:
         run: Callable[[], QueryResult[Any]],
         shape: Callable[[Any], Any],
         streaming: bool = False,
-    ) -> Response:
+    ) -> Response | Deferred:
         self.api.require_local_dc(options.datacenter)
-        result = self.api.state.read(run, options.min_index, options.wait_ns)
-        if streaming:
-            meta = self.api.meta(result.index, backend="streaming", known_leader=False)
-        else:
-            meta = self.api.meta(result.index, consistency=options.consistency)
-        return self.api.json(request, shape(result.value), headers=meta)
+
+        def finish(result: QueryResult[Any]) -> Response:
+            if streaming:
+                meta = self.api.meta(result.index, backend="streaming", known_leader=False)
+            else:
+                meta = self.api.meta(result.index, consistency=options.consistency)
+            return self.api.json(request, shape(result.value), headers=meta)
+
+        return self.api.respond(request, options, run, finish)
 
     @staticmethod
     def _name(request: Request, prefix: str, missing: str) -> str:
@@ -65,7 +68,7 @@ class HealthCatalogEndpoint:
 
     # ----- health -----------------------------------------------------------------------
 
-    def health_service(self, request: Request) -> Response:
+    def health_service(self, request: Request) -> Response | Deferred:
         """``GET /v1/health/service/<name>`` with ``?passing`` and ``?tag``."""
         options = self.api.parse(request)
         name = self._name(request, "/v1/health/service/", "Missing service name")
@@ -94,21 +97,21 @@ class HealthCatalogEndpoint:
             request, options, lambda: catalog.service_health(name), shape, streaming=streaming
         )
 
-    def health_checks(self, request: Request) -> Response:
+    def health_checks(self, request: Request) -> Response | Deferred:
         """``GET /v1/health/checks/<service>``."""
         options = self.api.parse(request)
         name = self._name(request, "/v1/health/checks/", "Missing service name")
         catalog = self.api.state.catalog
         return self._read(request, options, lambda: catalog.service_checks(name), _checks_json)
 
-    def health_node(self, request: Request) -> Response:
+    def health_node(self, request: Request) -> Response | Deferred:
         """``GET /v1/health/node/<node>``."""
         options = self.api.parse(request)
         name = self._name(request, "/v1/health/node/", "Missing node name")
         catalog = self.api.state.catalog
         return self._read(request, options, lambda: catalog.node_checks(name), _checks_json)
 
-    def health_state(self, request: Request) -> Response:
+    def health_state(self, request: Request) -> Response | Deferred:
         """``GET /v1/health/state/<state>`` (``any`` or a status)."""
         options = self.api.parse(request)
         state = self._name(request, "/v1/health/state/", "Missing check state")
@@ -119,12 +122,12 @@ class HealthCatalogEndpoint:
 
     # ----- catalog ----------------------------------------------------------------------
 
-    def catalog_services(self, request: Request) -> Response:
+    def catalog_services(self, request: Request) -> Response | Deferred:
         """``GET /v1/catalog/services``: ``{name: [tags]}``."""
         options = self.api.parse(request)
         return self._read(request, options, self.api.state.catalog.services_tags, lambda v: v)
 
-    def catalog_service(self, request: Request) -> Response:
+    def catalog_service(self, request: Request) -> Response | Deferred:
         """``GET /v1/catalog/service/<name>`` with ``?tag``."""
         options = self.api.parse(request)
         name = self._name(request, "/v1/catalog/service/", "Missing service name")
@@ -140,7 +143,7 @@ class HealthCatalogEndpoint:
 
         return self._read(request, options, lambda: catalog.service_instances(name), shape)
 
-    def catalog_nodes(self, request: Request) -> Response:
+    def catalog_nodes(self, request: Request) -> Response | Deferred:
         """``GET /v1/catalog/nodes``."""
         options = self.api.parse(request)
         return self._read(
@@ -150,7 +153,7 @@ class HealthCatalogEndpoint:
             lambda nodes: [render.node(n) for n in nodes],
         )
 
-    def catalog_node(self, request: Request) -> Response:
+    def catalog_node(self, request: Request) -> Response | Deferred:
         """``GET /v1/catalog/node/<node>``: ``{"Node", "Services"}`` or ``null``."""
         options = self.api.parse(request)
         name = self._name(request, "/v1/catalog/node/", "Missing node name")

@@ -12,7 +12,9 @@ import urllib.parse
 from . import render
 from .api_common import ApiContext, QueryOptions, parse_uint
 from .errors import TooLarge
-from .httpcore import PlainError, Request, Response
+from .httpcore import Deferred, PlainError, Request, Response
+from .kv import DirEntry
+from .store import QueryResult
 
 KV_PREFIX = "/v1/kv/"
 KV_MAX_VALUE_SIZE = 512 * 1024
@@ -38,7 +40,7 @@ class KVEndpoint:
     def __init__(self, api: ApiContext) -> None:
         self.api = api
 
-    def handle(self, request: Request) -> Response:
+    def handle(self, request: Request) -> Response | Deferred:
         """``KVSEndpoint``: parse the common options, then dispatch on the method."""
         options = self.api.parse(request)
         key = request.path[len(KV_PREFIX) :]
@@ -51,24 +53,34 @@ class KVEndpoint:
             return self._put(request, key, options.datacenter)
         return self._delete(request, key, options.datacenter)
 
-    def _get(self, request: Request, key: str, options: QueryOptions) -> Response:
-        state = self.api.state
+    def _get(self, request: Request, key: str, options: QueryOptions) -> Response | Deferred:
+        kv = self.api.state.kv
+        raw = request.has("raw")
         if request.has("recurse"):
-            result = state.read(lambda: state.kv.list(key), options.min_index, options.wait_ns)
-            entries = result.value
-        else:
-            _missing_key(key)
-            single = state.read(lambda: state.kv.get(key), options.min_index, options.wait_ns)
-            result = single
-            entries = [single.value] if single.value is not None else []
-        meta = self.api.meta(result.index)
+            return self.api.respond(
+                request,
+                options,
+                lambda: kv.list(key),
+                lambda r: self._entries(request, r.index, r.value, False),
+            )
+        _missing_key(key)
+        return self.api.respond(
+            request,
+            options,
+            lambda: kv.get(key),
+            lambda r: self._entries(request, r.index, [r.value] if r.value else [], raw),
+        )
+
+    def _entries(
+        self, request: Request, index: int, entries: list[DirEntry], raw: bool
+    ) -> Response:
+        meta = self.api.meta(index)
         if not entries:
             return Response(404, b"", meta)
-        if request.has("raw") and not request.has("recurse"):
-            value = entries[0].value or b""
+        if raw:
             return Response(
                 200,
-                value,
+                entries[0].value or b"",
                 {
                     **meta,
                     "Content-Type": "text/plain",
@@ -78,20 +90,21 @@ class KVEndpoint:
             )
         return self.api.json(request, [render.dir_entry(e) for e in entries], headers=meta)
 
-    def _keys(self, request: Request, prefix: str, options: QueryOptions) -> Response:
+    def _keys(self, request: Request, prefix: str, options: QueryOptions) -> Response | Deferred:
         separator = ""
         if request.has("seperator"):
             separator = request.get("seperator")
         if request.has("separator"):
             separator = request.get("separator")
-        state = self.api.state
-        result = state.read(
-            lambda: state.kv.list_keys(prefix, separator), options.min_index, options.wait_ns
-        )
-        meta = self.api.meta(result.index)
-        if not result.value and prefix != "":
-            return Response(404, b"", meta)
-        return self.api.json(request, result.value, headers=meta)
+        kv = self.api.state.kv
+
+        def keys(result: QueryResult[list[str]]) -> Response:
+            meta = self.api.meta(result.index)
+            if not result.value and prefix != "":
+                return Response(404, b"", meta)
+            return self.api.json(request, result.value, headers=meta)
+
+        return self.api.respond(request, options, lambda: kv.list_keys(prefix, separator), keys)
 
     def _put(self, request: Request, key: str, datacenter: str) -> Response:
         _missing_key(key)

@@ -17,7 +17,7 @@ from .api_common import ApiContext, QueryOptions
 from .decode import DecodeError, decode_struct, parse_body
 from .definitions import SESSION
 from .errors import InvalidInput, NotFound
-from .httpcore import Request, Response
+from .httpcore import Deferred, Request, Response
 from .sessions import Session
 from .store import QueryResult
 
@@ -128,14 +128,18 @@ class SessionEndpoint:
         request: Request,
         options: QueryOptions,
         run: Callable[[], QueryResult[list[Session]]],
-    ) -> Response:
+    ) -> Response | Deferred:
         self.api.require_local_dc(options.datacenter)
-        result = self.api.state.read(run, options.min_index, options.wait_ns)
-        return self.api.json(
-            request, [render.session(s) for s in result.value], headers=self.api.meta(result.index)
+        return self.api.respond(
+            request,
+            options,
+            run,
+            lambda r: self.api.json(
+                request, [render.session(s) for s in r.value], headers=self.api.meta(r.index)
+            ),
         )
 
-    def info(self, request: Request) -> Response:
+    def info(self, request: Request) -> Response | Deferred:
         """``GET /v1/session/info/<id>``: ``[session]`` or ``[]``."""
         options = self.api.parse(request)
         session_id = self._suffix(request, "/v1/session/info/")
@@ -143,7 +147,7 @@ class SessionEndpoint:
             raise InvalidInput("Missing session")
         return self._read(request, options, lambda: self.api.state.sessions.get(session_id))
 
-    def node(self, request: Request) -> Response:
+    def node(self, request: Request) -> Response | Deferred:
         """``GET /v1/session/node/<node>``."""
         options = self.api.parse(request)
         node = self._suffix(request, "/v1/session/node/")
@@ -151,6 +155,6 @@ class SessionEndpoint:
             raise InvalidInput("Missing node name")
         return self._read(request, options, lambda: self.api.state.sessions.for_node(node))
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> Response | Deferred:
         """``GET /v1/session/list``."""
         return self._read(request, self.api.parse(request), self.api.state.sessions.list)

@@ -1,42 +1,34 @@
-"""A small HTTP/1.1 server stack on the standard library, shaped like Consul's ``wrap``.
+"""Request routing and error mapping, shaped like Consul's ``wrap`` (no sockets here).
 
 :class:`Router` holds Go-``ServeMux``-style patterns (``/v1/kv/`` matches a subtree,
 ``/v1/session/create`` only itself) with their allowed methods.  :class:`HTTPService` answers
 ``OPTIONS`` and wrong methods (405 + ``Allow``) before calling a handler, maps
-:class:`~.errors.AgentError` kinds to status codes with plain-text bodies, turns a crash in a
-handler into a logged 500 for that request only, gzips large bodies for clients that accept it,
-and keeps connections alive.  Handlers get a :class:`Request` and return a :class:`Response`.
+:class:`~.errors.AgentError` kinds to status codes with plain-text bodies, and turns a crash in
+a handler into a logged 500 for that request only.  Handlers get a :class:`Request` and return
+a :class:`Response`; :mod:`.httpserver` moves them over the wire.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import json
 import logging
-import socket
-import threading
-import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO
 
 from .errors import AgentError, Failure, InvalidInput, NotFound, TooLarge
+from .store import QueryResult
 
 log = logging.getLogger("elect_helpers.devagent.http")
 
 PLAIN = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
-GZIP_MIN_SIZE = 1400
 NOT_FOUND_TEXT = "Invalid URL path: not a recognized HTTP API endpoint\n"
 UI_DISABLED_TEXT = (
     "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent "
     "configuration and restart."
 )
-MAX_DISCARD = 4 * 1024 * 1024
 
 
 class IncompleteBody(Exception):
@@ -61,14 +53,33 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Deferred:
+    """A blocking read that must wait: handed to :class:`~.blocking.Parker` by the server.
+
+    ``run`` re-runs the read (under the store lock); ``render`` turns a result into the final
+    response.  Answers for the same ``cache_key`` at the same index are identical, so a herd of
+    watchers woken together shares one rendering.
+    """
+
+    run: Callable[[], QueryResult[Any]]
+    render: Callable[[QueryResult[Any]], Response]
+    min_index: int
+    timeout_s: float
+    cache_key: tuple[str, str]
+
+
 class Request:
-    """One parsed request: method, decoded path, query (presence-aware) and a lazy body."""
+    """One parsed request: method, decoded path, query (presence-aware) and a lazy body.
+
+    ``headers`` maps lower-cased header names to values.
+    """
 
     def __init__(
         self,
         method: str,
         target: str,
-        headers: Message,
+        headers: dict[str, str],
         rfile: BinaryIO,
     ) -> None:
         self.method = method
@@ -82,8 +93,8 @@ class Request:
         self.headers = headers
         self._rfile = rfile
         self._body: bytes | None = None
-        length = headers.get("Content-Length")
-        self.chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
+        length = headers.get("content-length")
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         try:
             self.content_length = int(length) if length is not None else (-1 if self.chunked else 0)
         except ValueError:
@@ -140,7 +151,7 @@ class Request:
             self._rfile.readline(65537)
 
 
-Handler = Callable[[Request], Response]
+Handler = Callable[[Request], "Response | Deferred"]
 
 
 @dataclass
@@ -215,8 +226,8 @@ class HTTPService:
         self.router = router
         self.base_headers = base_headers
 
-    def handle(self, request: Request) -> Response:
-        """Answer one request; never raises."""
+    def handle(self, request: Request) -> Response | Deferred:
+        """Answer one request (or defer a blocking read); never raises."""
         if not request.path.isprintable():
             return Response(400)
         route = self.router.match(request.path)
@@ -235,6 +246,9 @@ class HTTPService:
             )
         try:
             response = route.handler(request)
+            if isinstance(response, Deferred):
+                response.render = self._guarded(request, response.render)
+                return response
         except IncompleteBody as error:
             response = Response(
                 400, str(error).encode(), {"Content-Type": PLAIN, "Connection": "close"}
@@ -244,10 +258,24 @@ class HTTPService:
         except AgentError as error:
             response = Response(status_for(error), error.message.encode(), {"Content-Type": PLAIN})
         except Exception as error:
-            log.exception("handler for %s %s failed", request.method, request.path)
-            text = f"Internal error in the embedded dev agent: {type(error).__name__}: {error}"
-            response = Response(500, text.encode(), {"Content-Type": PLAIN})
+            response = self._crashed(request, error)
         return self._wrapped(response)
+
+    def _crashed(self, request: Request, error: Exception) -> Response:
+        log.exception("handler for %s %s failed", request.method, request.path)
+        text = f"Internal error in the embedded dev agent: {type(error).__name__}: {error}"
+        return Response(500, text.encode(), {"Content-Type": PLAIN})
+
+    def _guarded(
+        self, request: Request, render: Callable[[QueryResult[Any]], Response]
+    ) -> Callable[[QueryResult[Any]], Response]:
+        def guarded(result: QueryResult[Any]) -> Response:
+            try:
+                return self._wrapped(render(result))
+            except Exception as error:
+                return self._wrapped(self._crashed(request, error))
+
+        return guarded
 
     def _wrapped(self, response: Response) -> Response:
         merged = dict(self.base_headers)
@@ -266,119 +294,3 @@ class HTTPService:
         if request.path != "/":
             return Response(404, NOT_FOUND_TEXT.encode(), {"Content-Type": PLAIN})
         return Response(200, UI_DISABLED_TEXT.encode(), {"Content-Type": PLAIN})
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: DevHTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, add=False)
-
-    def _dispatch(self) -> None:
-        started = time.monotonic()
-        request = Request(self.command, self.path, self.headers, self.rfile)
-        response = self.server.service.handle(request)
-        if response.headers.get("Connection") == "close":
-            self.close_connection = True
-        elif not request.body_consumed:
-            if request.chunked or request.content_length > MAX_DISCARD:
-                self.close_connection = True
-            else:
-                request.body()
-        self._send(request, response)
-        log.debug(
-            "Request finished: method=%s url=%s from=%s:%s latency=%.3fms",
-            self.command,
-            self.path,
-            *self.client_address[:2],
-            (time.monotonic() - started) * 1000,
-        )
-
-    def _send(self, request: Request, response: Response) -> None:
-        try:
-            self._write(response)
-        except OSError:
-            self.close_connection = True
-            log.debug("client went away before the response to %s %s", request.method, request.path)
-
-    def _write(self, response: Response) -> None:
-        body = response.body
-        headers = response.headers
-        accepts_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
-        if accepts_gzip and len(body) >= GZIP_MIN_SIZE and response.status != 304:
-            body = gzip.compress(body, compresslevel=5)
-            headers = {**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
-        self.send_response_only(response.status)
-        self.send_header("Date", self.date_time_string())
-        for name, value in headers.items():
-            if name != "Content-Length":
-                self.send_header(name, value)
-        if body and "Content-Type" not in headers:
-            self.send_header("Content-Type", PLAIN)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection and "Connection" not in headers:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Answer unparseable requests as Go's net/http does: ``HTTP/1.1 400 Bad Request``."""
-        self.request_version = "HTTP/1.1"
-        self.close_connection = True
-        phrase = self.responses.get(code, ("",))[0]
-        body = f"{code} {phrase}".encode()
-        self.send_response_only(code)
-        self.send_header("Content-Type", PLAIN)
-        self.send_header("Connection", "close")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _dispatch
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
-
-
-class DevHTTPServer(ThreadingHTTPServer):
-    """A threading server whose open connections can all be cut on shutdown."""
-
-    daemon_threads = True
-    request_queue_size = 1024
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], service: HTTPService) -> None:
-        self.service = service
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _RequestHandler)
-
-    def track(self, connection: socket.socket, add: bool) -> None:
-        """Remember (or forget) an open client connection."""
-        with self._connections_lock:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        """Shut down every open client connection (keep-alive ones included)."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Log connection-level errors quietly instead of printing tracebacks to stderr."""
-        log.debug("connection error from %s", client_address, exc_info=True)

@@ -9,7 +9,9 @@ from types import TracebackType
 
 from ..durations import SECOND, parse_duration
 from .api_common import ApiContext
-from .httpcore import DevHTTPServer, HTTPService, Router
+from .blocking import Parker
+from .httpcore import HTTPService, Router
+from .httpserver import DevHTTPServer
 from .routes import build_router
 from .state import DevState
 
@@ -97,9 +99,11 @@ class DevAgent:
         )
         try:
             service = HTTPService(Router(), {"X-Consul-Default-ACL-Policy": "allow"})
-            server = DevHTTPServer((self.host, self.requested_port), service)
+            parker = Parker(state.store)
+            server = DevHTTPServer((self.host, self.requested_port), service, parker)
         except OSError as error:
             state.close()
+            parker.stop()
             raise OSError(
                 error.errno,
                 f"cannot listen on {self.host}:{self.requested_port}: {error.strerror}. "
@@ -134,6 +138,7 @@ class DevAgent:
         server.shutdown()
         server.server_close()
         state.close()
+        server.parker.stop()
         server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -12,7 +12,6 @@ import logging
 import random
 import socket
 import uuid
-from collections.abc import Callable
 from typing import TypeVar
 
 from ..durations import HOUR, DurationError, format_duration, parse_duration
@@ -31,7 +30,7 @@ from .errors import Failure
 from .kv import KVTable
 from .local import CHECK_UPDATE_INTERVAL_NS, LocalAgent
 from .sessions import DELETE, RELEASE, Session, SessionTable
-from .store import QueryResult, Store
+from .store import Store
 from .timers import KeyedTimers, TimerService
 
 T = TypeVar("T")
@@ -137,15 +136,6 @@ class DevState:
         wait_ns = min(wait_ns, MAX_QUERY_TIME_NS)
         wait_ns += int(self._rng.random() * (wait_ns // JITTER_FRACTION))
         return wait_ns / 1e9
-
-    def read(
-        self, run: Callable[[], QueryResult[T]], min_index: int = 0, wait_ns: int = 0
-    ) -> QueryResult[T]:
-        """Run a read, blocking while its index is not above ``min_index`` (if non-zero)."""
-        timeout = self.query_timeout_s(wait_ns) if min_index else 0.0
-        return self.store.blocking_read(
-            run, min_index, timeout, lambda: self.clock.monotonic_ns() / 1e9
-        )
 
     # ----- KV writes -------------------------------------------------------------------
 

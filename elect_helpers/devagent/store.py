@@ -55,12 +55,14 @@ class QueryResult(Generic[T]):
     topics: tuple[Topic, ...]
 
 
-class _Watch:
-    __slots__ = ("event", "topics")
+class Watch:
+    """A registered interest in some topics; ``callback`` runs (under the store lock) once."""
 
-    def __init__(self, topics: tuple[Topic, ...]) -> None:
+    __slots__ = ("callback", "topics")
+
+    def __init__(self, topics: tuple[Topic, ...], callback: Callable[[], None]) -> None:
         self.topics = topics
-        self.event = threading.Event()
+        self.callback = callback
 
 
 class Store:
@@ -70,7 +72,7 @@ class Store:
         self.lock = threading.RLock()
         self.index = 0
         self._tables: dict[str, int] = {}
-        self._watches: set[_Watch] = set()
+        self._watches: set[Watch] = set()
         self._closed = False
 
     def table_index(self, *tables: str) -> int:
@@ -103,41 +105,31 @@ class Store:
         ]
         for watch in fired:
             self._watches.discard(watch)
-            watch.event.set()
+            watch.callback()
 
-    def blocking_read(
-        self,
-        run: Callable[[], QueryResult[T]],
-        min_index: int,
-        timeout_s: float,
-        now: Callable[[], float],
-    ) -> QueryResult[T]:
-        """Run ``run`` as Consul's blocking query does.
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
 
-        With ``min_index == 0`` the query runs once.  Otherwise it returns as soon as the
-        result's index exceeds ``min_index``, re-running whenever a watched topic changes, and
-        returns the latest result when ``timeout_s`` (measured with ``now``) runs out or the
-        store is closed.  The reported index is never below 1.
+    def watch(self, topics: tuple[Topic, ...], callback: Callable[[], None]) -> Watch:
+        """Call ``callback`` once, at the next change to any of ``topics`` (or on close).
+
+        Call it with the store lock held, right after the read whose result it guards, so no
+        change can slip in between.  The callback runs under the store lock: keep it short.
         """
-        deadline = now() + timeout_s
-        while True:
-            with self.lock:
-                result = run()
-                if result.index < 1:
-                    result.index = 1
-                if min_index == 0 or result.index > min_index or self._closed:
-                    return result
-                watch = _Watch(result.topics)
+        with self.lock:
+            watch = Watch(topics, callback)
+            if self._closed:
+                callback()
+            else:
                 self._watches.add(watch)
-            remaining = deadline - now()
-            fired = remaining > 0 and watch.event.wait(remaining)
-            if not fired:
-                with self.lock:
-                    self._watches.discard(watch)
-                    result = run()
-                    if result.index < 1:
-                        result.index = 1
-                    return result
+            return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        """Forget a watch that has not fired."""
+        with self.lock:
+            self._watches.discard(watch)
 
     def watcher_count(self) -> int:
         """Return how many blocking queries are currently waiting."""
@@ -148,6 +140,6 @@ class Store:
         """Wake every waiting query and make future ones return at once."""
         with self.lock:
             self._closed = True
-            for watch in self._watches:
-                watch.event.set()
-            self._watches.clear()
+            watches, self._watches = self._watches, set()
+            for watch in watches:
+                watch.callback()

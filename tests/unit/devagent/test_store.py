@@ -1,19 +1,8 @@
-"""The store's index bookkeeping and blocking reads (no HTTP)."""
+"""The store's index bookkeeping and change notification (no HTTP)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-from elect_helpers.devagent.store import QueryResult, Store, Topic
-
-
-def reader(store: Store, table: str, prefix: str | None = None):  # type: ignore[no-untyped-def]
-    def run() -> QueryResult[int]:
-        index = store.table_index(table)
-        return QueryResult(index, index, (Topic(table, prefix),))
-
-    return run
+from elect_helpers.devagent.store import Store, Topic
 
 
 def write(store: Store, table: str, key: str | None = None) -> None:
@@ -30,56 +19,49 @@ def test_writes_without_changes_consume_no_index() -> None:
     assert store.index == 1 and store.table_index("kvs") == 1 and store.table_index("x") == 0
 
 
-def test_non_blocking_read_reports_at_least_one() -> None:
+def test_each_changing_write_gets_the_next_index_on_every_table_it_touches() -> None:
     store = Store()
-    assert store.blocking_read(reader(store, "kvs"), 0, 10, time.monotonic).index == 1
+    with store.write() as txn:
+        txn.touch("kvs", "a")
+        txn.touch("sessions", "s")
+    write(store, "kvs", "b")
+    assert (store.index, store.table_index("sessions"), store.table_index("kvs")) == (2, 1, 2)
 
 
-def test_blocking_read_wakes_on_a_matching_change() -> None:
+def test_watch_fires_once_on_a_matching_change() -> None:
     store = Store()
-    write(store, "kvs", "a")
-    timer = threading.Timer(0.1, write, (store, "kvs", "a/b"))
-    timer.start()
-    started = time.monotonic()
-    result = store.blocking_read(reader(store, "kvs", "a"), 1, 10, time.monotonic)
-    assert result.index == 2
-    assert time.monotonic() - started < 5
-    assert store.watcher_count() == 0
-
-
-def test_unrelated_changes_do_not_end_the_wait() -> None:
-    store = Store()
-    write(store, "kvs", "a")
+    fired: list[str] = []
+    store.watch((Topic("kvs", "a/"),), lambda: fired.append("a"))
+    write(store, "kvs", "b")
     write(store, "sessions")
-    write(store, "kvs", "zzz")
-    result = store.blocking_read(reader(store, "sessions"), 2, 0.2, time.monotonic)
-    assert result.index == 2
-
-
-def test_blocking_read_times_out_with_current_data() -> None:
-    store = Store()
-    write(store, "kvs", "a")
-    started = time.monotonic()
-    result = store.blocking_read(reader(store, "kvs"), 1, 0.2, time.monotonic)
-    assert result.index == 1
-    assert time.monotonic() - started >= 0.2
+    assert fired == []
+    write(store, "kvs", "a/x")
+    write(store, "kvs", "a/y")
+    assert fired == ["a"]
     assert store.watcher_count() == 0
 
 
-def test_index_above_current_waits_until_it_is_passed_or_times_out() -> None:
+def test_unwatch_and_close() -> None:
     store = Store()
+    fired: list[int] = []
+    handle = store.watch((Topic("kvs"),), lambda: fired.append(1))
+    store.unwatch(handle)
     write(store, "kvs")
-    result = store.blocking_read(reader(store, "kvs"), 1000, 0.1, time.monotonic)
-    assert result.index == 1
+    assert fired == []
+    store.watch((Topic("kvs"),), lambda: fired.append(2))
+    store.close()
+    assert fired == [2] and store.closed
+    store.watch((Topic("kvs"),), lambda: fired.append(3))
+    assert fired == [2, 3]
 
 
-def test_close_releases_waiters() -> None:
+def test_after_commit_callbacks_run_after_the_write() -> None:
     store = Store()
-    write(store, "kvs")
-    threading.Timer(0.1, store.close).start()
-    started = time.monotonic()
-    store.blocking_read(reader(store, "kvs"), 1, 30, time.monotonic)
-    assert time.monotonic() - started < 5
+    seen: list[int] = []
+    with store.write() as txn:
+        txn.touch("kvs")
+        txn.after_commit.append(lambda: seen.append(store.index))
+    assert seen == [1]
 
 
 def test_topic_prefix_matching() -> None:
