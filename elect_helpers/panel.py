@@ -85,7 +85,13 @@ class ClusterPanel:
     # -- showing ----------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        # Where widgets cannot render (a saved notebook on GitHub), say what this is.
+        bundle["text/plain"] = (
+            f"ClusterPanel for service {self.cluster.service!r}: {self.leader_text()} "
+            "(the buttons need a running Jupyter kernel)"
+        )
+        return bundle
 
     def _add_row(self, name: str) -> _NodeRow:
         row = _NodeRow(name, lambda action, node=name: self._run(action, node))

@@ -152,8 +152,9 @@ def leadership_timeline(
     """Draw one lane per node: bars where it believed it led, markers for signals.
 
     ``start`` (wall-clock seconds) is time zero on the x axis, default the first event;
-    ``end`` closes beliefs that are still open, default the last event.  Rejected fenced
-    writes are drawn as small red bars, so a paused leader's late write is visible.
+    ``end`` closes beliefs that are still open, default the last event.  Stale writes are
+    marked just above their node's lane: rejected by the fenced store (x) or accepted by the
+    unfenced one (o), so a frozen leader's late write is visible.
     """
     if not events:
         raise ValueError("no events to draw: start some nodes first, then call timeline()")
@@ -186,25 +187,31 @@ def leadership_timeline(
             continue
         signal = _signal_name(event)
         x = float(event["time"]) - t0
+        y = lane[node]
         if signal:
             marker, color, label = _SIGNAL_MARKERS[signal]
         elif event.get("event") == "write-rejected":
-            marker, color, label = "|", "tab:red", "write rejected (fenced)"
+            marker, color, label = "x", "black", "stale write rejected (fenced)"
+            y -= 0.38
+        elif event.get("event") == "write-accepted" and "stale" in str(event.get("detail")):
+            marker, color, label = "o", "tab:red", "stale write accepted (unfenced)"
+            y -= 0.38
         else:
             continue
         ax.plot(
             x,
-            lane[node],
+            y,
             marker=marker,
             color=color,
             markersize=9,
+            markeredgewidth=2 if marker == "x" else 1,
             linestyle="none",
             label=None if label in seen_labels else label,
         )
         seen_labels.add(label)
 
     ax.set_yticks(range(len(nodes)), nodes)
-    ax.set_ylim(-0.6, len(nodes) - 0.4)
+    ax.set_ylim(-0.75, len(nodes) - 0.4)
     ax.invert_yaxis()
     ax.set_xlim(min(0.0, min(times) - t0), max(t_end - t0, 0.1) * 1.02)
     ax.set_xlabel("seconds")
@@ -236,11 +243,13 @@ def handover_bars(
         mean = sum(values) / len(values)
         ax.bar(i, mean, width=0.6, color="tab:blue", alpha=0.6)
         ax.plot([i] * len(values), values, "o", color="black", markersize=4)
-        ax.text(i, mean, f"{mean:.2f} s", ha="center", va="bottom", fontsize=9)
         if bounds and label in bounds:
             ax.hlines(bounds[label], i - 0.4, i + 0.4, colors="tab:red", linestyles="dashed")
             ax.text(i + 0.42, bounds[label], "expected", color="tab:red", fontsize=8, va="center")
-    ax.set_xticks(range(len(labels)), labels)
+    means = [sum(measurements[label]) / len(measurements[label]) for label in labels]
+    ax.set_xticks(
+        range(len(labels)), [f"{label}\nmean {mean:.2f} s" for label, mean in zip(labels, means)]
+    )
     ax.set_ylabel("seconds until a new leader holds the lock")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)

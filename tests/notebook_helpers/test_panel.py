@@ -56,6 +56,9 @@ def eventually(condition, timeout=15.0):
 def test_a_new_panel_shows_no_leader_and_only_start_buttons(panel):
     assert panel.leader_text() == "Leader (per Consul): none"
     assert enabled(panel, "node01") == ["start"]
+    shown = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in shown
+    assert "Leader (per Consul): none" in shown["text/plain"]
 
 
 def test_start_button_starts_the_process_and_the_view_names_the_leader(panel, cluster):

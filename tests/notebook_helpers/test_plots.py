@@ -68,7 +68,7 @@ def test_timeline_draws_one_lane_per_node_and_a_bar_per_belief():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["node01", "node02", "node03"]
     assert len(ax.patches) == 3
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["killed", "paused", "resumed", "write rejected (fenced)"]
+    assert legend == ["killed", "paused", "resumed", "stale write rejected (fenced)"]
 
 
 def test_timeline_refuses_an_empty_history_with_advice():
@@ -81,7 +81,8 @@ def test_handover_bars_show_means_and_bounds():
     ax = fig.axes[0]
     heights = [round(p.get_height(), 3) for p in ax.patches]
     assert heights == [0.06, 3.2]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["graceful stop", "crash"]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["graceful stop\nmean 0.06 s", "crash\nmean 3.20 s"]
     assert len(ax.collections) == 1  # the one dashed bound
 
 
