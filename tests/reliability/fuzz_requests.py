@@ -66,6 +66,13 @@ ENDPOINTS = [
     _ep("/v1/status/peers", "GET", {200, 400, 500}),
 ]
 
+#: The endpoints that decode bodies or change state are drawn three times as often.
+WEIGHTED_ENDPOINTS = [
+    e
+    for e in ENDPOINTS
+    for _ in range(3 if e.body or e.pattern.startswith(("/v1/kv/", "/v1/session/")) else 1)
+]
+
 #: Every 500 text Consul gives on KV and session endpoints (facts 1.4, 2.3, 2.4, 3.2),
 #: plus Go's error for a body shorter than its Content-Length.
 KNOWN_500 = {
@@ -92,6 +99,7 @@ LOOPBACK_CHECK_FIELDS = {
     "udp": "127.0.0.1:9",
 }
 #: Fields whose string value could make a real agent talk to another host or run code.
+RAW_PATH_TAILS = [b"%ff", b"%", b"%zz", b"%00", b"%0a", b"%c3%28"]
 UNSAFE_FIELDS = {"docker_container_id", "dockercontainerid", "args", "script", "shell"}
 
 
@@ -225,6 +233,14 @@ BASE_BODIES: dict[str, dict] = {
 }
 
 
+RAW_MARK = "\x00raw-number\x00"
+#: Out-of-range, non-finite and odd number literals (Go's decoder rejects most of them).
+RAW_NUMBERS = [
+    "1e400", "-1e400", "1e300", "1e30", "-1e30", "NaN", "Infinity", "-Infinity", "-0",
+    "18446744073709551616", "9223372036854775808", "-9223372036854775809", "1.5", "0.0000001",
+]  # fmt: skip
+
+
 def _case_variant(name: str) -> st.SearchStrategy[str]:
     return st.sampled_from([name, name.lower(), name.upper()])
 
@@ -242,10 +258,17 @@ def typed_bodies(draw: st.DrawFn, kind: str) -> bytes:
         base[name] = draw(json_values)
     if kind == "service" and draw(st.booleans()):
         base["Check"] = draw(check_objects())
+    raw = None
+    if draw(st.booleans()):  # a number literal json.dumps would never write
+        raw = draw(st.sampled_from(RAW_NUMBERS))
+        base[draw(st.sampled_from(sorted(base)))] = RAW_MARK
     body = {draw(_case_variant(k)): v for k, v in base.items()}
     if draw(st.integers(0, 9)) == 0:
         body[draw(st.text(min_size=1, max_size=8))] = draw(json_values)
-    return json.dumps(loopback_only(body)).encode()
+    text = json.dumps(loopback_only(body))
+    if raw is not None:
+        text = text.replace(json.dumps(RAW_MARK), raw)
+    return text.encode()
 
 
 @st.composite
@@ -277,6 +300,13 @@ raw_bodies = st.one_of(
 )
 
 
+printable_segments = st.text(
+    alphabet=st.characters(categories=["L", "N", "P", "S"], exclude_characters="?#%"),
+    max_size=12,
+)
+odd_segments = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="?#"), max_size=8)
+
+
 @st.composite
 def paths(draw: st.DrawFn) -> str:
     """Known endpoints with random tails, plus unknown /v1/ paths and odd non-/v1 paths.
@@ -284,16 +314,16 @@ def paths(draw: st.DrawFn) -> str:
     Unknown paths use an ``x-`` segment so they never name a real Consul endpoint the
     embedded agent leaves out (which would answer 200 on real Consul).
     """
-    endpoint = draw(st.sampled_from(ENDPOINTS))
-    segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="?#"), max_size=12)
+    endpoint = draw(st.sampled_from(WEIGHTED_ENDPOINTS))
+    segment = draw(st.one_of(printable_segments, printable_segments, odd_segments))
     choice = draw(st.integers(0, 9))
-    if choice <= 6:
-        tail = draw(segment) if endpoint.pattern.endswith("/") else ""
+    if choice <= 7:
+        tail = segment if endpoint.pattern.endswith("/") else ""
         if endpoint.pattern == "/v1/agent/check/update/" and draw(st.booleans()):
             tail = "fuzz-ttl"
         return endpoint.pattern + tail
-    if choice <= 8:
-        return "/v1/x-" + draw(segment)
+    if choice == 8:
+        return "/v1/x-" + segment
     return draw(st.sampled_from(["/", "/ui/", "/x-other", "/v1", "/v1/"]))
 
 
@@ -347,21 +377,24 @@ def _bounded_blocking(query: bytes) -> bytes:
 @st.composite
 def malformed_requests(draw: st.DrawFn) -> RawRequest:
     """One request of any shape: method, path, query, body, framing."""
-    method = draw(st.sampled_from(METHODS))
     path = draw(paths())
     endpoint = route(path)
-    raw_tail = draw(st.sampled_from([b"", b"", b"", b"%ff", b"%", b"%00", b"%0a"]))
+    if endpoint is not None and draw(st.integers(0, 3)):
+        method = draw(st.sampled_from(sorted(endpoint.methods)))  # get past the router
+    else:
+        method = draw(st.sampled_from(METHODS))
+    raw_tail = b"" if draw(st.integers(0, 5)) else draw(st.sampled_from(RAW_PATH_TAILS))
     target = _quote_path(path, raw_tail)
-    query = draw(query_strings())
+    query = draw(query_strings()) if draw(st.booleans()) else b""
     if query:
         target += b"?" + query
-    if endpoint and endpoint.body and draw(st.booleans()):
+    if endpoint and endpoint.body and draw(st.integers(0, 3)):
         body = draw(typed_bodies(endpoint.body))
     elif draw(st.integers(0, 29)) == 0:
         body = b"x" * (512 * 1024 + draw(st.integers(1, 1000)))  # over kv_max_value_size
     else:
         body = draw(raw_bodies)
-    framing = draw(st.sampled_from(["exact", "exact", "exact", "short", "huge", "none", "chunked"]))
+    framing = draw(st.sampled_from(["exact"] * 6 + ["short", "huge", "none", "chunked"]))
     declared = {
         "exact": None,
         "short": len(body) + draw(st.integers(1, 100)),  # truncated body

@@ -28,7 +28,7 @@ class RawResponse:
     elapsed: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RawRequest:
     """One request as bytes on the wire.
 
@@ -59,6 +59,16 @@ class RawRequest:
         elif self.declared_length >= 0:
             lines.append(b"Content-Length: %d" % self.declared_length)
         return b"\r\n".join(lines) + b"\r\n\r\n" + payload
+
+    def __repr__(self) -> str:
+        body = self.body if len(self.body) <= 200 else self.body[:200] + b"..."
+        return (
+            f"RawRequest({self.method!r}, {self.target!r}, {body!r}, "
+            f"declared_length={self.declared_length}, chunked={self.chunked})"
+        )
+
+    def _repr_pretty_(self, printer: object, cycle: bool) -> None:
+        printer.text(repr(self))  # type: ignore[attr-defined]  # hypothesis/IPython printers
 
     def describe(self) -> str:
         length = len(self.body)
