@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -110,6 +111,7 @@ def agent(address: str | None) -> Iterator[str]:
         return
     from elect_helpers.devagent import DevAgent
 
+    logging.getLogger("elect_helpers").setLevel(logging.ERROR)  # lock-delay refusals etc.
     with DevAgent(port=0, session_ttl_min="100ms") as dev:
         print(f"agent: embedded dev agent at {dev.address} (session_ttl_min 100ms)")
         yield dev.address

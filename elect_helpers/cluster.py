@@ -45,7 +45,7 @@ from elect_helpers.node.options import OptionError, build_parser, options_from_a
 
 _T = TypeVar("_T")
 _PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(None, use_errno=True)
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux only
 _NODE_OPTIONS = (
     "service",
     "key",
@@ -152,7 +152,8 @@ class _Spawner:
 def _child_setup(parent_pid: int) -> None:
     """Runs in the child between fork and exec: own process group, die with the parent."""
     os.setpgid(0, 0)
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _PRCTL is not None:  # elsewhere only close() and atexit stop the children
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 

@@ -1,4 +1,4 @@
-"""Fixtures for the node/cluster tests: one embedded agent with short TTLs allowed."""
+"""Fixtures for the node/cluster tests, on the shared ``dev_agent`` (TTLs down to 100ms)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,18 @@ from collections.abc import Iterator
 import pytest
 
 from elect_helpers.cluster import Cluster
-from elect_helpers.devagent import DevAgent
 
 _services = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def node_agent() -> Iterator[DevAgent]:
-    """An in-process embedded dev agent accepting session TTLs down to 100ms."""
-    with DevAgent(port=0, session_ttl_min="100ms") as agent:
-        yield agent
-
-
 @pytest.fixture
-def make_cluster(node_agent: DevAgent) -> Iterator:
+def make_cluster(dev_agent: object) -> Iterator:
     """Build clusters on the test agent, each with its own service; all closed afterwards."""
     clusters: list[Cluster] = []
 
     def make(**options: object) -> Cluster:
         service = f"svc{os.getpid()}-{next(_services)}"
-        cluster = Cluster(service, address=node_agent.address, **options)
+        cluster = Cluster(service, address=dev_agent.address, **options)  # type: ignore[attr-defined]
         clusters.append(cluster)
         return cluster
 

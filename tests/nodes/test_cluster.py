@@ -101,9 +101,9 @@ def test_frozen_leader_wakes_up_and_its_late_write_is_fenced_off(make_cluster):
     assert cluster.status(old.node).believes == "follower"
 
 
-def test_close_stops_every_node_and_cleans_up_consul(node_agent):
-    client = consul_client(node_agent.address)
-    cluster = Cluster(f"closing{os.getpid()}", address=node_agent.address, ttl="10s")
+def test_close_stops_every_node_and_cleans_up_consul(dev_agent):
+    client = consul_client(dev_agent.address)
+    cluster = Cluster(f"closing{os.getpid()}", address=dev_agent.address, ttl="10s")
     nodes = cluster.start_many(3)
     leader = cluster.wait_for_leader(timeout=10).node
     followers = [n.name for n in nodes if n.name != leader]
@@ -176,10 +176,10 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def test_no_orphans_after_the_controller_is_killed(node_agent, tmp_path):
+def test_no_orphans_after_the_controller_is_killed(dev_agent, tmp_path):
     service = f"orphans{os.getpid()}"
     controller = subprocess.Popen(
-        [sys.executable, "-c", CONTROLLER, service, node_agent.address, str(tmp_path)],
+        [sys.executable, "-c", CONTROLLER, service, dev_agent.address, str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -203,5 +203,5 @@ def test_no_orphans_after_the_controller_is_killed(node_agent, tmp_path):
         }
         names = [path.name.split(".")[0] for path in tmp_path.glob("*.events.jsonl")]
         remove_leftovers(
-            consul_client(node_agent.address), service, f"service/{service}/leader", names, sessions
+            consul_client(dev_agent.address), service, f"service/{service}/leader", names, sessions
         )
