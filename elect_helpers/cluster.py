@@ -15,6 +15,7 @@ reaps them and removes what they left in Consul.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import ctypes
@@ -201,7 +202,6 @@ class Cluster:
         self.key = node_defaults.get("key") or f"service/{service}/leader"
         self.node_defaults = node_defaults
         self.start_timeout = start_timeout
-        self._address = address
         self._env = dict(os.environ)
         if address:
             self._env["CONSUL_HTTP_ADDR"] = address
@@ -238,8 +238,8 @@ class Cluster:
             argv += ["--unfenced-resource", self.resource.unfenced_url]
         argv += ["--ready-fd", str(ready_fd)]
         try:  # the node would refuse them too, but a Python error here is clearer
-            options_from_args(build_parser().parse_args(argv[3:]))
-        except OptionError as exc:
+            options_from_args(build_parser(exit_on_error=False).parse_args(argv[3:]))
+        except (OptionError, argparse.ArgumentError) as exc:
             raise ClusterError(f"{name}: {exc}") from None
         return argv
 

@@ -70,9 +70,11 @@ class NodeOptions:
         return format_duration(min(2 * SECOND, parse_duration(self.check_interval)))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m elect_helpers.node`` argument parser."""
+def build_parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
+    """The ``python -m elect_helpers.node`` argument parser (``exit_on_error=False``: bad
+    values raise ``argparse.ArgumentError`` instead of exiting)."""
     parser = argparse.ArgumentParser(
+        exit_on_error=exit_on_error,
         prog="python -m elect_helpers.node",
         description=(
             "Run one simulated node: serve /_health, register as a Consul service with an "

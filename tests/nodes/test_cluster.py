@@ -138,6 +138,8 @@ def test_controller_errors_say_what_to_do(make_cluster):
         cluster.start(lock_dealy="1s")
     with pytest.raises(ClusterError, match="caps lock-delay at 60s"):
         cluster.start(lock_delay="90s")
+    with pytest.raises(ClusterError, match=r"--behavior: invalid choice: 'keep'"):
+        cluster.start(behavior="keep")
     with pytest.raises(NodeStartError, match=r"node02 failed to start.*session_ttl_min \(100ms\)"):
         cluster.start("node02", ttl="50ms")
     assert cluster.status("node02").state == "exited"
