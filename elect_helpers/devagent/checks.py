@@ -154,7 +154,8 @@ def _dial_error(address: str, error: BaseException) -> str:
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        """Refuse to follow redirects (``DisableRedirects``)."""
         return None
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from .catalog import Catalog, HealthCheck, Service
 from .checks import CheckSpec, IntervalRunner, Runner, TTLRunner, http_probe, tcp_probe
 from .errors import Failure, NotFound
-from .store import Store
+from .store import Store, WriteTxn
 from .timers import Timer, TimerService
 
 log = logging.getLogger("elect_helpers.devagent")
@@ -157,7 +157,7 @@ class LocalAgent:
                 "'enable_script_checks' to true"
             )
 
-    def _put_check(self, txn, check: HealthCheck, spec: CheckSpec) -> None:  # type: ignore[no-untyped-def]
+    def _put_check(self, txn: WriteTxn, check: HealthCheck, spec: CheckSpec) -> None:
         previous = self._checks.pop(check.check_id, None)
         if previous is not None:
             check.status, check.output = previous.check.status, previous.check.output
@@ -167,7 +167,7 @@ class LocalAgent:
         self._catalog.ensure_check(txn, replace(check))
         self._start(local)
 
-    def _drop_check(self, txn, check_id: str) -> None:  # type: ignore[no-untyped-def]
+    def _drop_check(self, txn: WriteTxn, check_id: str) -> None:
         local = self._checks.pop(check_id)
         self._stop(local)
         self._catalog.delete_check(txn, check_id)

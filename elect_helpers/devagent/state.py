@@ -229,10 +229,11 @@ class DevState:
     def session_renew(self, session_id: str) -> list[Session]:
         """Reset a session's TTL timer; ``[]`` when there is no such session."""
         with self.store.lock:
-            found = self.sessions.get(session_id).value
-            if found:
-                self.sessions.reset_timer(self.sessions.lookup(session_id))  # type: ignore[arg-type]
-            return found
+            session = self.sessions.lookup(session_id)
+            if session is None:
+                return []
+            self.sessions.reset_timer(session)
+            return self.sessions.get(session_id).value
 
     def _expire_session(self, session_id: str) -> None:
         log.info("session %s expired (TTL x 2 without renew), invalidating it", session_id)
