@@ -97,10 +97,12 @@ def timers_still_fire(address: str) -> None:
         time.sleep(0.1)
 
 
-#: Number literals that Python's json reads as inf or as huge ints (Go rejects or
+#: Number literals that Python's json reads as inf, NaN or huge ints (Go rejects or
 #: overflows them), in duration fields: found by this campaign, kept as regressions.
 HUGE_NUMBERS = [
     RawRequest(b"PUT", b"/v1/session/create", b'{"LockDelay": 1e400}'),
+    RawRequest(b"PUT", b"/v1/session/create", b'{"LockDelay": NaN}'),
+    RawRequest(b"PUT", b"/v1/agent/check/register", b'{"Name": "c", "TTL": 18446744073709551616}'),
     RawRequest(b"PUT", b"/v1/agent/check/register", b'{"Name": "c", "TTL": 1e300}'),
     RawRequest(
         b"PUT",
