@@ -32,13 +32,20 @@ FIELDS = ("time", "node", "event", "token", "session", "detail")
 
 
 class EventLog:
-    """Appends one node's events to a JSON-lines file; safe to share between processes."""
+    """Appends one node's events to a JSON-lines file; safe to share between processes.
 
-    def __init__(self, path: str | os.PathLike[str], node: str) -> None:
-        self.path = Path(path)
+    ``path=None`` writes to this process's standard output instead (through a duplicate
+    of file descriptor 1, so lines land where the caller redirected stdout).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, node: str) -> None:
+        self.path = None if path is None else Path(path)
         self.node = node
         self._lock = threading.Lock()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if self.path is None:
+            self._fd = os.dup(1)
+        else:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def emit(
         self,

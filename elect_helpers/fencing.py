@@ -15,6 +15,7 @@ returns the store's history as a JSON list.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import urllib.error
@@ -161,6 +162,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _ResourceHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     stores: dict[str, FencedStore]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A writer killed mid-request is part of the show, not a server error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ResourceServer:

@@ -11,9 +11,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
 
-from elect_helpers import connection, election, service
+from elect_helpers import connection, election, lock, service
 from elect_helpers.durations import seconds_to_go
 from elect_helpers.errors import ElectHelpersError
 from elect_helpers.events import EventLog
@@ -25,15 +24,6 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 class NodeFailure(RuntimeError):
     """The node cannot run (agent unreachable, TTL refused...); the message says why."""
-
-
-def fencing_number(token: Any) -> int:
-    """The integer a resource compares: the token's sequence if it has one, else its index."""
-    for name in ("sequence", "lock_index"):
-        value = getattr(token, name, None)
-        if isinstance(value, int):
-            return value
-    return int(token)
 
 
 class NodeRunner:
@@ -58,12 +48,8 @@ class NodeRunner:
         """Fail early and clearly if the agent is unreachable or refuses our TTL."""
         try:
             ttl_min = connection.agent_session_ttl_min(self._client)
-        except ElectHelpersError as exc:
+        except ElectHelpersError as exc:  # AgentUnreachable says where and what to do
             raise NodeFailure(str(exc)) from None
-        except Exception as exc:  # transport errors from the library
-            raise NodeFailure(
-                f"cannot reach the Consul agent ({exc}); start one or set CONSUL_HTTP_ADDR"
-            ) from None
         if self.options.ttl_seconds < ttl_min:
             raise NodeFailure(
                 f"--ttl {self.options.ttl} is below this agent's session_ttl_min "
@@ -150,14 +136,14 @@ class NodeRunner:
     def _session(self) -> str | None:
         return self._election.session_id if self._election else None
 
-    def _on_elected(self, token: Any) -> None:
-        number = fencing_number(token)
+    def _on_elected(self, token: lock.FencingToken) -> None:
+        number = int(token)  # the sequence: grows with every new leader, see lock.FencingToken
         self._token = number
         self.log.emit(
             "elected",
             token=number,
-            session=getattr(token, "session", None) or self._session(),
-            detail=f"holds {self.options.key} (lock index {getattr(token, 'lock_index', '?')})",
+            session=token.session,
+            detail=f"holds {self.options.key} (lock index {token.lock_index})",
         )
         if self._writer:
             self._writer.lead(number)
@@ -175,9 +161,11 @@ class NodeRunner:
             self.failure = str(exc)  # the election gave up for good: stop the node
             os.kill(os.getpid(), signal.SIGTERM)
 
-    def _on_leader_observed(self, info: Any) -> None:
-        detail = "no leader" if info is None else f"leader is {info.node}"
-        self.log.emit("leader-observed", session=getattr(info, "session", None), detail=detail)
+    def _on_leader_observed(self, info: lock.LeaderInfo | None) -> None:
+        if info is None:
+            self.log.emit("leader-observed", detail="no leader")
+        else:
+            self.log.emit("leader-observed", session=info.session, detail=f"leader is {info.node}")
 
     # -- shutdown -------------------------------------------------------------------------
 
@@ -222,7 +210,7 @@ def run(options: NodeOptions) -> int:
     # SIGSTOP/SIGCONT the kernel may hand a pending SIGTERM to any thread, and the main
     # thread, asleep in a lock wait, would never run the handler.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    log = EventLog(options.events or "/dev/stdout", options.name)
+    log = EventLog(options.events, options.name)
     runner = NodeRunner(options, log)
     try:
         runner.check_agent()

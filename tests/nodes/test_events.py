@@ -44,3 +44,9 @@ def test_emit_returns_the_record_and_format_is_readable(tmp_path):
     line = format_event(record, start=record["time"] - 1.5)
     assert "+1.500s" in line and "node01" in line and "token=42" in line
     assert "holds the key" in format_event(record)
+
+
+def test_without_a_path_events_go_to_stdout():
+    code = "from elect_helpers.events import EventLog; EventLog(None, 'n1').emit('started')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert json.loads(out.stdout)["event"] == "started"
