@@ -24,6 +24,7 @@ import argparse
 import base64
 import http.client
 import json
+import logging
 import os
 import random
 import shutil
@@ -273,7 +274,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--startup", type=float, default=3.0, help="seconds a (re)started node may take (3)"
     )
     parser.add_argument("--history", help="write the recorded history to this JSON file")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print every fault")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print every fault and the agent's log"
+    )
     args = parser.parse_args(argv)
     try:
         args.ttl_s = to_seconds(args.ttl)
@@ -310,6 +313,8 @@ def bounds_for(args: argparse.Namespace) -> Bounds:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.verbose:  # the agent logs every lock-delay refusal; keep the summary readable
+        logging.getLogger("elect_helpers.devagent").setLevel(logging.ERROR)
     rng = random.Random(args.seed)
     print(
         f"chaos: seed={args.seed} duration={args.duration:g}s nodes={args.nodes}"
@@ -327,8 +332,9 @@ def run(args: argparse.Namespace) -> int:
         watch = HolderWatch(agent.address, cluster.key)
         try:
             watch.start()
-            start = time.time()
             injector.start_all(args.nodes)
+            cluster.wait_for_leader(timeout=60)
+            start = time.time()  # the measured window: from a first leader on
             deadline = start + args.duration
             next_fault = time.time() + rng.uniform(args.fault_min, args.fault_max)
             while time.time() < deadline and injector.injected < args.max_faults:
