@@ -552,7 +552,7 @@ class Cluster:
             leader, checks = None, {}
         result = []
         for node in nodes:
-            believes, token, session = _belief(read_events(node.events_path))
+            believes, token, session = _belief(self._events_of(node))
             check = checks.get(f"service:{node.name}")
             result.append(
                 NodeStatus(
@@ -586,7 +586,7 @@ class Cluster:
         node = self._get(name)
         deadline = time.monotonic() + timeout
         while True:
-            for record in read_events(node.events_path):
+            for record in self._events_of(node):
                 if (
                     record.get("event") == event
                     and (after is None or record["time"] > after)
@@ -596,6 +596,11 @@ class Cluster:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"{name} logged no {event!r} event within {timeout:g}s")
             time.sleep(0.05)
+
+    def _events_of(self, node: _Node) -> list[dict[str, Any]]:
+        if self._final_timeline is not None:  # closed: the files may be gone
+            return [e for e in self._final_timeline if e.get("node") == node.name]
+        return read_events(node.events_path)
 
     def timeline(self) -> list[dict[str, Any]]:
         """All nodes' events (and the controller's signals), ordered by time."""
@@ -642,7 +647,7 @@ class Cluster:
         sessions = {
             event["session"]
             for node in self._nodes.values()
-            for event in read_events(node.events_path)
+            for event in self._events_of(node)
             if event.get("session")
         }
         with contextlib.suppress(ElectHelpersError, consul.ConsulException, OSError):

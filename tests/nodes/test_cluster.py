@@ -117,7 +117,9 @@ def test_close_stops_every_node_and_cleans_up_consul(dev_agent):
     assert mine and not mine & {s["ID"] for s in client.session.list()[1]}
     assert client.kv.get(cluster.key)[1] is None
     assert not cluster.events_dir.exists()
-    assert {e["event"] for e in cluster.timeline() if e["node"] == followers[0]} >= {"stopped"}
+    after = {s.name: (s.state, s.believes) for s in cluster.nodes()}  # from the kept timeline
+    assert after[followers[0]] == ("stopped", "stopped")
+    assert after[leader] == ("killed", "leader")
     with pytest.raises(ClusterError, match="closed"):
         cluster.start()
 
