@@ -264,7 +264,8 @@ def leaderless_time(history: History, step: float = 0.01) -> tuple[Leaderless, i
     for sample in history.samples:
         if sample.session:
             first_seen.setdefault(sample.session, sample.time)
-    fault_times = [f.time for f in history.faults]
+    faults = sorted(history.faults, key=lambda f: f.time)
+    fault_times = [f.time for f in faults]
     result = Leaderless()
     anchor, allowance = history.start, bounds.startup
     last_leader: str | None = None
@@ -287,7 +288,7 @@ def leaderless_time(history: History, step: float = 0.01) -> tuple[Leaderless, i
             anchor, allowance = None, 0.0
         else:
             if anchor is None:
-                anchor, allowance = _why_not_leading(history, fault_times, last_leader, t)
+                anchor, allowance = _why_not_leading(faults, fault_times, bounds, last_leader, t)
             if t < anchor + allowance:
                 result.expected += step
             elif not any(
@@ -302,18 +303,17 @@ def leaderless_time(history: History, step: float = 0.01) -> tuple[Leaderless, i
 
 
 def _why_not_leading(
-    history: History, fault_times: list[float], leader: str | None, t: float
+    faults: list[Fault], fault_times: list[float], bounds: Bounds, leader: str | None, t: float
 ) -> tuple[float, float]:
     """The anchor and allowance of a stretch that starts at ``t``: the latest fault on
-    the last working leader (kill/pause -> detection, term -> hand-over)."""
-    i = bisect.bisect_right(fault_times, t)
-    for fault in reversed(history.faults[:i]):
+    the last working leader (kill/pause -> detection, term -> hand-over); none -> none."""
+    for fault in reversed(faults[: bisect.bisect_right(fault_times, t)]):
         if fault.node != leader:
             continue
         if fault.kind in ("kill", "pause", "exited"):
-            return fault.time, history.bounds.detection
+            return fault.time, bounds.detection
         if fault.kind == "term":
-            return fault.time, history.bounds.handover
+            return fault.time, bounds.handover
         break
     return t, 0.0
 

@@ -2,10 +2,11 @@
 
 Random methods, paths, query strings and bodies (wrong JSON types for every field of
 session create, service register, check register and check update; huge, truncated and
-chunked bodies; invalid UTF-8), sent as raw bytes.  For every request: an answer within
-the deadline, a status code real Consul could give for that endpoint (see
-``fuzz_requests``), no Python traceback in the body, a known text for a KV/session 500,
-and afterwards the agent still answers a normal request.
+chunked bodies; invalid UTF-8; number literals out of range), sent as raw bytes.  For
+every request: an answer within the deadline, a status code real Consul could give for
+that endpoint (see ``fuzz_requests``), no Python traceback in the body, a known text for a
+KV/session 500, no thread of the agent dying, and afterwards the agent still answers a
+normal request.  At the end its timers must still fire (a short-TTL session expires).
 """
 
 from __future__ import annotations
