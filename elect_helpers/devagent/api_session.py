@@ -14,7 +14,7 @@ from typing import Any
 from ..durations import SECOND, DurationError, parse_duration
 from . import render
 from .api_common import ApiContext, QueryOptions
-from .decode import DecodeError, decode_struct, parse_body
+from .decode import DecodeError, decode_struct, go_duration_from_number, parse_body
 from .definitions import SESSION
 from .errors import InvalidInput, NotFound
 from .httpcore import Deferred, Request, Response
@@ -30,7 +30,7 @@ def _lock_delay(value: Any) -> int:
     if isinstance(value, str):
         delay = parse_duration(value)
     elif isinstance(value, int | float) and not isinstance(value, bool):
-        delay = int(value)
+        delay = go_duration_from_number(float(value))
     else:
         delay = 0
     if delay < LOCK_DELAY_MIN_THRESHOLD_NS:

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from ..durations import SECOND, format_duration
 from .catalog import CRITICAL, PASSING, WARNING
-from .timers import Timer, TimerService
+from .timers import MAX_SLEEP_S, Timer, TimerService
 
 log = logging.getLogger("elect_helpers.devagent")
 
@@ -258,9 +258,17 @@ class IntervalRunner:
         """Stop probing; an in-flight probe's result is discarded."""
         self._stop.set()
 
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` (in steps the OS can handle); return True if stopped meanwhile."""
+        while seconds > MAX_SLEEP_S:
+            if self._stop.wait(MAX_SLEEP_S):
+                return True
+            seconds -= MAX_SLEEP_S
+        return self._stop.wait(seconds)
+
     def _loop(self) -> None:
         delay = self._rng.random() * self._interval_ns / 1e9
-        while not self._stop.wait(delay):
+        while not self._sleep(delay):
             try:
                 status, output = self._probe()
             except Exception as error:  # a bug in a probe must not kill the runner

@@ -15,7 +15,34 @@ from typing import Any
 
 from ..durations import DurationError, parse_duration
 
-_DECODER = json.JSONDecoder()
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
+
+
+def _reject_constant(name: str) -> Any:
+    raise DecodeError(
+        f"invalid character '{name[0] if name[0] != '-' else name[1]}' "
+        "looking for beginning of value"
+    )
+
+
+def _go_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise DecodeError(f"json: cannot unmarshal number {text} into Go value of type float64")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_go_float)
+
+
+def go_duration_from_number(value: float) -> int:
+    """``time.Duration(f)`` for a JSON number: truncates; out of int64 range gives the
+    minimum int64, as Go's float-to-int conversion does on amd64."""
+    if value != value or not INT64_MIN <= value <= INT64_MAX:
+        return INT64_MIN
+    return int(value)
 
 
 class DecodeError(ValueError):
@@ -124,10 +151,11 @@ def _convert(value: Any, schema: Schema, fld: Field) -> Any:
                 f"json: cannot unmarshal number {value} into Go struct field "
                 f"{schema.type_name}.{fld.name} of type {kind}"
             )
-        if kind == "uint" and value < 0:
+        low, high = (0, UINT64_MAX) if kind == "uint" else (INT64_MIN, INT64_MAX)
+        if not low <= value <= high:
             raise DecodeError(
                 f"json: cannot unmarshal number {value} into Go struct field "
-                f"{schema.type_name}.{fld.name} of type uint64"
+                f"{schema.type_name}.{fld.name} of type {'uint64' if kind == 'uint' else 'int'}"
             )
         return int(value)
     if kind == "duration":
@@ -137,7 +165,7 @@ def _convert(value: Any, schema: Schema, fld: Field) -> Any:
             except DurationError as error:
                 raise DecodeError(str(error)) from None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return int(value)
+            return go_duration_from_number(float(value))
         return 0
     if kind == "strs":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -24,6 +24,7 @@ log = logging.getLogger("elect_helpers.devagent.http")
 
 PLAIN = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
+READ_PIECE = 64 * 1024
 NOT_FOUND_TEXT = "Invalid URL path: not a recognized HTTP API endpoint\n"
 UI_DISABLED_TEXT = (
     "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent "
@@ -115,12 +116,7 @@ class Request:
             if self.chunked:
                 self._body = self._read_chunked()
             elif self.content_length > 0:
-                data = self._rfile.read(self.content_length)
-                if len(data) < self.content_length:
-                    raise IncompleteBody(
-                        f"unexpected EOF: got {len(data)} of {self.content_length} body bytes"
-                    )
-                self._body = data
+                self._body = self._read_exactly(self.content_length)
             else:
                 self._body = b""
         return self._body
@@ -129,6 +125,20 @@ class Request:
     def body_consumed(self) -> bool:
         """Whether the body has been read from the connection."""
         return self._body is not None or (self.content_length <= 0 and not self.chunked)
+
+    def _read_exactly(self, length: int) -> bytes:
+        """Read ``length`` bytes in pieces, so a huge declared length costs only what arrives."""
+        parts = []
+        missing = length
+        while missing > 0:
+            piece = self._rfile.read(min(missing, READ_PIECE))
+            if not piece:
+                raise IncompleteBody(
+                    f"unexpected EOF: got {length - missing} of {length} body bytes"
+                )
+            parts.append(piece)
+            missing -= len(piece)
+        return b"".join(parts)
 
     def _read_chunked(self) -> bytes:
         parts = []
@@ -144,10 +154,7 @@ class Request:
                 while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass
                 return b"".join(parts)
-            chunk = self._rfile.read(size)
-            if len(chunk) < size:
-                raise IncompleteBody("unexpected EOF in a chunked body")
-            parts.append(chunk)
+            parts.append(self._read_exactly(size))
             self._rfile.readline(65537)
 
 

@@ -19,6 +19,8 @@ from typing import Protocol
 
 log = logging.getLogger("elect_helpers.devagent")
 
+MAX_SLEEP_S = 3600.0  # longer waits are taken in steps (the OS cannot wait for centuries)
+
 
 class Clock(Protocol):
     """A source of monotonic time in nanoseconds."""
@@ -150,7 +152,7 @@ class TimerService:
                         wait_ns = self._heap[0][0] - self.clock.monotonic_ns()
                         if wait_ns <= 0:
                             break
-                        self._cond.wait(wait_ns / 1e9)
+                        self._cond.wait(min(wait_ns / 1e9, MAX_SLEEP_S))
                     else:
                         self._cond.wait()
                 if self._stopping:
