@@ -6,7 +6,7 @@ import pytest
 
 from elect_helpers.devagent.api_session import session_from_body
 from elect_helpers.devagent.decode import DecodeError, Field, Schema, decode_struct, parse_body
-from elect_helpers.devagent.definitions import SERVICE_DEFINITION, build_service
+from elect_helpers.devagent.definitions import CHECK_TYPE, SERVICE_DEFINITION, build_service
 from elect_helpers.devagent.errors import InvalidInput
 
 SCHEMA = Schema("T", [Field("Name", "str"), Field("Tags", "strs"), Field("Port", "int")])
@@ -80,3 +80,14 @@ def test_service_definition_defaults_and_check_ids() -> None:
     assert all(c.status == "critical" for c, _ in checks)
     with pytest.raises(InvalidInput, match=r"^Missing service name$"):
         build_service({"Port": 1}, "n")
+
+
+def test_nan_and_overflowing_numbers_follow_go() -> None:
+    with pytest.raises(DecodeError, match=r"^invalid character 'N'"):
+        parse_body(b'{"LockDelay": NaN}')
+    with pytest.raises(DecodeError, match=r"^json: cannot unmarshal number 1e400"):
+        parse_body(b'{"LockDelay": 1e400}')
+    huge_ttl = decode_struct(parse_body(b'{"TTL": 18446744073709551616}'), CHECK_TYPE)
+    assert huge_ttl["TTL"] == -(2**63)
+    with pytest.raises(DecodeError, match=r"of type int$"):
+        decode_struct({"Port": 2**64}, SCHEMA)
