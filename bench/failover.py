@@ -89,13 +89,18 @@ def measure_many(address: str, count: int, idle_seconds: float) -> None:
         started = time.monotonic() - began
         cluster.wait_for_leader(timeout=30)
         pids = [s.pid for s in statuses if s.pid]
+        startup_cpu = cpu_seconds(pids) / count
         time.sleep(2)  # let start-up work (imports, first checks) settle
         cpu0, wall0 = cpu_seconds(pids), time.monotonic()
         time.sleep(idle_seconds)
         cpu = (cpu_seconds(pids) - cpu0) / (time.monotonic() - wall0)
         rss = rss_bytes(pids)
         print(f"{count} nodes (article config, resource writes on):")
-        print(f"  start all (parallel, until registered): {started:.2f} s")
+        print(
+            f"  start all (parallel, until registered): {started:.2f} s; each node used "
+            f"{startup_cpu:.2f} CPU-s to get there ({os.cpu_count()} CPUs, load average "
+            f"{os.getloadavg()[0]:.1f})"
+        )
         print(
             f"  idle CPU of all node processes over {idle_seconds:g} s: "
             f"{cpu * 100:.2f} % of one core (target <= 10 %)"
