@@ -238,18 +238,17 @@ def handover_bars(
         raise ValueError("handover_bars needs at least one measured trial for every label")
     labels = list(measurements)
     fig, ax = _new_figure(1.9 * len(labels) + 3, 3.2)
+    tick_labels = []
     for i, label in enumerate(labels):
         values = list(measurements[label])
         mean = sum(values) / len(values)
+        tick_labels.append(f"{label}\nmean {mean:.2f} s")
         ax.bar(i, mean, width=0.6, color="tab:blue", alpha=0.6)
         ax.plot([i] * len(values), values, "o", color="black", markersize=4)
         if bounds and label in bounds:
             ax.hlines(bounds[label], i - 0.4, i + 0.4, colors="tab:red", linestyles="dashed")
             ax.text(i + 0.42, bounds[label], "expected", color="tab:red", fontsize=8, va="center")
-    means = [sum(measurements[label]) / len(measurements[label]) for label in labels]
-    ax.set_xticks(
-        range(len(labels)), [f"{label}\nmean {mean:.2f} s" for label, mean in zip(labels, means)]
-    )
+    ax.set_xticks(range(len(labels)), tick_labels)
     ax.set_ylabel("seconds until a new leader holds the lock")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
