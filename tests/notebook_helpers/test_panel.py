@@ -1,6 +1,7 @@
 """The cluster panel driven like a reader would, but from pytest: click -> state change.
 
-Real node processes on an embedded agent; short TTLs and no lock-delay keep it quick.
+Real node processes on the session's embedded agent (tests/conftest.py); short TTLs and no
+lock-delay keep it quick.
 """
 
 from __future__ import annotations
@@ -11,22 +12,15 @@ import uuid
 import pytest
 
 from elect_helpers.cluster import Cluster, NodeNotRunning, UnknownNode
-from elect_helpers.devagent import DevAgent
 from elect_helpers.panel import ClusterPanel
 
 
-@pytest.fixture(scope="module")
-def agent():
-    with DevAgent(port=0, session_ttl_min="100ms") as running:
-        yield running
-
-
 @pytest.fixture
-def cluster(agent):
+def cluster(dev_agent):
     service = f"panel-test-{uuid.uuid4().hex[:8]}"
     with Cluster(
         service,
-        address=agent.address,
+        address=dev_agent.address,
         resource=False,
         ttl="500ms",
         lock_delay="0s",
