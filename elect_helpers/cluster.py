@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import ctypes
 import os
 import queue
 import select
@@ -38,6 +37,7 @@ from typing import Any, TypeVar
 import consul
 
 from elect_helpers import connection, lock
+from elect_helpers.children import die_with_parent
 from elect_helpers.durations import seconds_to_go, to_seconds
 from elect_helpers.errors import ElectHelpersError
 from elect_helpers.events import EventLog, merge_timeline, read_events
@@ -45,8 +45,6 @@ from elect_helpers.fencing import ResourceServer
 from elect_helpers.node.options import OptionError, build_parser, options_from_args
 
 _T = TypeVar("_T")
-_PR_SET_PDEATHSIG = 1
-_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)  # Linux only
 _NODE_OPTIONS = (
     "service",
     "key",
@@ -148,15 +146,6 @@ class _Spawner:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join()
-
-
-def _child_setup(parent_pid: int) -> None:
-    """Runs in the child between fork and exec: own process group, die with the parent."""
-    os.setpgid(0, 0)
-    if _PRCTL is not None:  # elsewhere only close() and atexit stop the children
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def _argv_options(options: dict[str, Any]) -> list[str]:
@@ -345,7 +334,7 @@ class Cluster:
         read_fd, write_fd = os.pipe()
         try:
             argv = self._argv(node.name, node.options, write_fd)
-            parent = os.getpid()
+            die_with_us = die_with_parent(signal.SIGKILL, own_process_group=True)
             with open(node.stderr_path, "wb") as stderr:
                 node.proc = self._spawner.call(
                     lambda: subprocess.Popen(
@@ -355,7 +344,7 @@ class Cluster:
                         stderr=stderr,
                         env=self._env,
                         pass_fds=(write_fd,),
-                        preexec_fn=lambda: _child_setup(parent),
+                        preexec_fn=die_with_us,
                     )
                 )
         except BaseException:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import consul
 import requests
 
+from .children import die_with_parent
 from .durations import SECOND, parse_duration, seconds_to_go, to_seconds
 from .errors import AgentStartFailed, AgentUnreachable, ConsulError, InvalidArgument
 
@@ -426,6 +427,7 @@ def _start_consul_binary(binary: str, port: int, ttl_min: float | None) -> Agent
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C meant for the notebook must not kill the agent
+            preexec_fn=die_with_parent(signal.SIGTERM),  # nor may a crashed kernel orphan it
         )
     except OSError as exc:
         raise AgentStartFailed(f"could not run `{binary} {command}`: {exc}") from None

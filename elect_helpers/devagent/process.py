@@ -8,10 +8,7 @@ crashed test run.  :meth:`DevAgentProcess.stop` terminates it (SIGKILL if it lin
 from __future__ import annotations
 
 import collections
-import ctypes
-import ctypes.util
 import json
-import os
 import re
 import signal
 import subprocess
@@ -22,20 +19,11 @@ import time
 import urllib.request
 from types import TracebackType
 
+from ..children import die_with_parent
 from .server import DEFAULT_PORT
 
-PR_SET_PDEATHSIG = 1
 _ADDRESS_LINE = re.compile(r"^\s*HTTP address:\s*(http://\S+)\s*$")
 READY_LEADER = "127.0.0.1:8300"
-
-
-def _parent_death_signal(parent_pid: int) -> None:
-    """Runs in the child before exec: die with the parent (Linux), or exit if it is gone."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os._exit(1)
 
 
 class DevAgentProcess:
@@ -103,13 +91,12 @@ class DevAgentProcess:
         if self._proc is not None:
             return self
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        parent = os.getpid()
         self._proc = subprocess.Popen(
             self.command(),
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _parent_death_signal(parent),
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         threading.Thread(target=self._read_stdout, name="devagent-stdout", daemon=True).start()
         try:
