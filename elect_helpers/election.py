@@ -7,7 +7,7 @@ kazoo's ``Election`` and Consul's Go ``api.Lock``:
 * **campaign** - create a session (kept alive by a :class:`~.session.SessionRenewer`), try
   to acquire the key; if someone holds it, block on the key until it changes; if it is free
   but the acquire is refused, that is the previous holder's lock-delay: re-check with a
-  growing pause (50 ms up to 1 s) that a change to the key cuts short, never a hot loop;
+  growing pause (50 ms up to 250 ms) that a change to the key cuts short, never a hot loop;
 * **lead** - call ``on_elected(token)`` with a :class:`~.lock.FencingToken`, then block on
   the key; leadership is lost when the session is invalidated, the renewer gives up (no
   good renew for a whole TTL: the leader steps down on its own, before Consul can hand the
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 WATCH_WAIT = 30.0  # seconds per blocking query on the key (stop() cuts it short anyway)
 OPERATION_TIMEOUT = 5.0  # seconds for one non-blocking call (acquire, release, create...)
 LOCK_DELAY_RETRY_FIRST = 0.05
-LOCK_DELAY_RETRY_MAX = 1.0
+LOCK_DELAY_RETRY_MAX = 0.25  # keeps the overshoot past a lock-delay small
 ERROR_BACKOFF_FIRST = 0.1
 ERROR_BACKOFF_MAX = 5.0
 
