@@ -11,15 +11,17 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from elect_helpers import connection, election, lock, service
 from elect_helpers.durations import seconds_to_go
-from elect_helpers.errors import ElectHelpersError
+from elect_helpers.errors import AgentUnreachable, ElectHelpersError
 from elect_helpers.events import EventLog
 from elect_helpers.node.options import NodeOptions
 from elect_helpers.node.writer import LeaderWriter
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+AGENT_GRACE = 2.0  # seconds a node keeps asking an agent that resets or refuses at start-up
 
 
 class NodeFailure(RuntimeError):
@@ -45,11 +47,22 @@ class NodeRunner:
     # -- start-up ---------------------------------------------------------------------
 
     def check_agent(self) -> None:
-        """Fail early and clearly if the agent is unreachable or refuses our TTL."""
-        try:
-            ttl_min = connection.agent_session_ttl_min(self._client)
-        except ElectHelpersError as exc:  # AgentUnreachable says where and what to do
-            raise NodeFailure(str(exc)) from None
+        """Fail early and clearly if the agent is unreachable or refuses our TTL.
+
+        A single reset connection does not end the node: it asks again for
+        ``AGENT_GRACE`` seconds before giving up with the agent's address in the message.
+        """
+        deadline = time.monotonic() + AGENT_GRACE
+        while True:
+            try:
+                ttl_min = connection.agent_session_ttl_min(self._client)
+                break
+            except AgentUnreachable as exc:  # says where and what to do
+                if time.monotonic() >= deadline:
+                    raise NodeFailure(str(exc)) from None
+                time.sleep(0.2)
+            except ElectHelpersError as exc:
+                raise NodeFailure(str(exc)) from None
         if self.options.ttl_seconds < ttl_min:
             raise NodeFailure(
                 f"--ttl {self.options.ttl} is below this agent's session_ttl_min "
