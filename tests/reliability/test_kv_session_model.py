@@ -503,3 +503,37 @@ def test_http_api_follows_the_reference_model(agent_address: str) -> None:
     run_state_machine_as_test(
         HttpMachine, settings=settings(SETTINGS, max_examples=40, stateful_step_count=30)
     )
+
+
+def test_lock_delay_is_capped_at_60_seconds() -> None:
+    """A 120 s LockDelay blocks acquires for exactly 60 s after invalidation (facts 3.6)."""
+    agent, model = DirectAgent(), KVSessionModel()
+    holder = agent.create_session("release", 120 * SECOND)
+    model.create_session(holder, "release", 120 * SECOND)
+    assert agent.kv("PUT", "k", b"v", acquire=holder) == (200, True)
+    model.acquire("k", holder, b"v", 0)
+    agent.destroy(holder)
+    model.invalidate(holder)
+    for elapsed in (0, 59 * SECOND, 60 * SECOND - 1, 60 * SECOND):
+        agent.advance(elapsed - model.now_ns)
+        model.now_ns = elapsed
+        other = agent.create_session("release", 0)  # a fresh one: TTL sessions run out
+        model.create_session(other, "release", 0)
+        expected = model.acquire("k", other, b"w", 0).result
+        assert agent.kv("PUT", "k", b"w", acquire=other) == (200, expected), elapsed
+    assert expected is True
+    agent.close("")
+
+
+def test_ttl_session_expires_at_twice_its_ttl_and_renew_resets_it() -> None:
+    agent = DirectAgent()
+    session = agent.create_session("delete", 0)
+    agent.advance(2 * TTL_NS - 1)
+    assert session in agent.live_sessions()
+    assert agent.renew(session) == 200
+    agent.advance(2 * TTL_NS - 1)
+    assert session in agent.live_sessions()
+    agent.advance(1)
+    assert session not in agent.live_sessions()
+    assert agent.renew(session) == 404
+    agent.close("")
