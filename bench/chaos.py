@@ -263,10 +263,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--lock-delay", help="lock-delay (tuned: 0s; article: 1s, scaled down from 15s)"
     )
-    parser.add_argument("--session-ttl-min", default="100ms", help="the agent's minimum TTL")
-    parser.add_argument("--fault-min", type=float, default=0.5, help="seconds between faults")
-    parser.add_argument("--fault-max", type=float, default=2.0, help="seconds between faults")
-    parser.add_argument("--max-faults", type=int, help="stop after this many faults")
+    parser.add_argument(
+        "--session-ttl-min", default="100ms", help="the agent's session_ttl_min (100ms)"
+    )
+    parser.add_argument(
+        "--fault-min", type=float, default=0.5, help="shortest gap between faults, s (0.5)"
+    )
+    parser.add_argument(
+        "--fault-max", type=float, default=2.0, help="longest gap between faults, s (2)"
+    )
+    parser.add_argument(
+        "--max-faults", type=int, help="stop after this many faults (duration / fault-min)"
+    )
     parser.add_argument(
         "--slack", type=float, default=1.5, help="seconds added to every expected window (1.5)"
     )
