@@ -12,7 +12,7 @@ import urllib.parse
 from . import render
 from .api_common import ApiContext, QueryOptions, parse_uint
 from .errors import TooLarge
-from .httpcore import Deferred, PlainError, Request, Response
+from .httpcore import Deferred, IncompleteBody, PlainError, Request, Response
 from .kv import DirEntry
 from .store import QueryResult
 
@@ -117,7 +117,11 @@ class KVEndpoint:
                 f"{KV_MAX_VALUE_SIZE} bytes. See {KV_SIZE_DOC}."
             )
         self.api.require_local_dc(datacenter)
-        body = request.body()
+        try:
+            body = request.body()
+        except IncompleteBody:
+            # KVSPut copies the body itself and returns io.Copy's error: a plain 500.
+            raise PlainError(500, "unexpected EOF") from None
         value = body if body else None
         state = self.api.state
         if request.has("release"):

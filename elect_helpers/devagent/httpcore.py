@@ -256,9 +256,12 @@ class HTTPService:
             if isinstance(response, Deferred):
                 response.render = self._guarded(request, response.render)
                 return response
-        except IncompleteBody as error:
+        except IncompleteBody:
+            # The JSON endpoints stream the body into Go's decoder, which reports the cut.
             response = Response(
-                400, str(error).encode(), {"Content-Type": PLAIN, "Connection": "close"}
+                400,
+                b"Request decode failed: unexpected EOF",
+                {"Content-Type": PLAIN, "Connection": "close"},
             )
         except PlainError as error:
             response = Response(error.status, error.text.encode(), {"Content-Type": PLAIN})

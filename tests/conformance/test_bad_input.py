@@ -288,3 +288,30 @@ def test_clients_that_vanish_do_not_hurt(api: Api, agent: AgentUnderTest, prefix
     assert api.kv_entry(f"{prefix}half") is None
     assert api.kv_put(f"{prefix}watched", b"w") is True
     assert_still_serving(api)
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "text"),
+    [
+        # KVSPut copies the body with io.Copy and returns its error unwrapped (a 500).
+        ("/v1/kv/{prefix}cut", b"500", b"unexpected EOF"),
+        # SessionCreate streams the body into the JSON decoder (a 400 decode failure).
+        ("/v1/session/create", b"400", b"Request decode failed: unexpected EOF"),
+    ],
+)
+def test_body_cut_short_before_the_client_half_closes(
+    api: Api, agent: AgentUnderTest, prefix: str, path: str, status: bytes, text: bytes
+) -> None:
+    """A body shorter than its Content-Length, then the client stops sending: Go's reader
+    reports io.ErrUnexpectedEOF [agent/kvs_endpoint.go :: KVSPut; agent/session_endpoint.go
+    :: SessionCreate]; nothing is stored."""
+    host = urlsplit(agent.url).netloc.encode()
+    request = (
+        b"PUT " + path.format(prefix=prefix).encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\n"
+        b'Content-Length: 100\r\n\r\n{"Name": '
+    )
+    answer = _raw_exchange(agent, request)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:80]
+    assert answer.rstrip().endswith(text), answer[-80:]
+    assert api.kv_entry(f"{prefix}cut") is None
+    assert_still_serving(api)
