@@ -244,7 +244,7 @@ class _NodeRow:
 
     def __init__(self, name: str, on_action: Callable[[str], None]) -> None:
         self.name = name
-        self.status = widgets.HTML("not started", layout=widgets.Layout(width="440px"))
+        self.status = widgets.HTML("not started", layout=widgets.Layout(width="520px"))
         self.buttons: dict[str, widgets.Button] = {}
         for action in ACTIONS:
             button = widgets.Button(
