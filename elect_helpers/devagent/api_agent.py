@@ -37,6 +37,23 @@ def decode_body(request: Request, schema: Schema) -> dict[str, Any]:
         raise InvalidInput(f"Request decode failed: {error}") from None
 
 
+def serf_member(node: str, tags: dict[str, str]) -> dict[str, Any]:
+    """The agent's own LAN gossip member, as ``/v1/agent/self`` and ``/members`` show it."""
+    return {
+        "Name": node,
+        "Addr": "127.0.0.1",
+        "Port": SERF_LAN_PORT,
+        "Tags": tags,
+        "Status": 1,  # alive
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    }
+
+
 class AgentEndpoint:
     """Handlers for ``/v1/agent/...``."""
 
@@ -99,19 +116,7 @@ class AgentEndpoint:
                 "Embedded": True,
             },
             "Coord": {"Vec": [0.0] * 8, "Error": 1.5, "Adjustment": 0.0, "Height": 1e-05},
-            "Member": {
-                "Name": node,
-                "Addr": "127.0.0.1",
-                "Port": SERF_LAN_PORT,
-                "Tags": tags,
-                "Status": 1,
-                "ProtocolMin": 1,
-                "ProtocolMax": 5,
-                "ProtocolCur": 2,
-                "DelegateMin": 2,
-                "DelegateMax": 5,
-                "DelegateCur": 4,
-            },
+            "Member": serf_member(node, tags),
             "Stats": {
                 "agent": {
                     "check_monitors": "0",
@@ -168,19 +173,10 @@ class AgentEndpoint:
         return self.api.json(
             request,
             [
-                {
-                    "Name": state.node_name,
-                    "Addr": "127.0.0.1",
-                    "Port": SERF_LAN_PORT,
-                    "Tags": {"dc": state.datacenter, "role": "consul", "port": str(SERVER_PORT)},
-                    "Status": 1,
-                    "ProtocolMin": 1,
-                    "ProtocolMax": 5,
-                    "ProtocolCur": 2,
-                    "DelegateMin": 2,
-                    "DelegateMax": 5,
-                    "DelegateCur": 4,
-                }
+                serf_member(
+                    state.node_name,
+                    {"dc": state.datacenter, "role": "consul", "port": str(SERVER_PORT)},
+                )
             ],
         )
 
