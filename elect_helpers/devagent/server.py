@@ -107,7 +107,8 @@ class DevAgent:
             raise OSError(
                 error.errno,
                 f"cannot listen on {self.host}:{self.requested_port}: {error.strerror}. "
-                "Is another Consul agent already running there? Use port=0 to pick a free port.",
+                "Is another Consul agent already running there? Pick a free port with port=0 "
+                "(-http-port 0 on the command line).",
             ) from None
         api = ApiContext(state)
         service.router = build_router(api, server.server_address[1], self.host)
