@@ -21,6 +21,7 @@ from .errors import ConsulError, ElectHelpersError, InvalidArgument, ServiceNotF
 from .watch import next_index
 
 HEALTH_PATH = "/_health"
+CHECK_STATUSES = ("passing", "warning", "critical")  # what Consul reports for a check
 
 
 class HealthEndpoint:
@@ -182,29 +183,39 @@ def wait_for_check(
     timeout: str | float = "30s",
 ) -> None:
     """Block until ``check_id`` of ``service`` has ``status`` in the catalog, using blocking
-    health queries (no polling).  Raises :class:`ElectHelpersError` after ``timeout``."""
-    limit = to_seconds(timeout)
+    health queries (no polling).  Raises :class:`ElectHelpersError` after ``timeout``, and
+    :class:`InvalidArgument` for a status Consul never reports or a timeout that is not a
+    duration."""
+    if status not in CHECK_STATUSES:
+        raise InvalidArgument(f"status must be one of {', '.join(CHECK_STATUSES)}, got {status!r}")
+    try:
+        limit = to_seconds(timeout)
+    except ValueError as exc:
+        raise InvalidArgument(f"timeout {timeout!r} is not a duration ({exc})") from None
     deadline = time.monotonic() + limit
     reader = clone_client(client)
-    index = 0
-    current: str | None = None
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ElectHelpersError(
-                f"check {check_id} of service {service} did not become {status} within "
-                f"{seconds_to_go(limit)} (it is {current or 'not registered'}); is the "
-                "health endpoint answering?"
+    try:
+        index = 0
+        current: str | None = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ElectHelpersError(
+                    f"check {check_id} of service {service} did not become {status} within "
+                    f"{seconds_to_go(limit)} (it is {current or 'not registered'}); is the "
+                    "health endpoint answering?"
+                )
+            wait = min(remaining, MAX_BLOCKING_WAIT)
+            reader.http.timeout = wait * 17 / 16 + 5
+            with consul_call(reader, f"waiting for check {check_id}"):
+                raw, checks = reader.health.checks(
+                    service, index=index or None, wait=seconds_to_go(wait) if index else None
+                )
+            current = next(
+                (c.get("Status") for c in checks or [] if c.get("CheckID") == check_id), None
             )
-        wait = min(remaining, MAX_BLOCKING_WAIT)
-        reader.http.timeout = wait * 17 / 16 + 5
-        with consul_call(reader, f"waiting for check {check_id}"):
-            raw, checks = reader.health.checks(
-                service, index=index or None, wait=seconds_to_go(wait) if index else None
-            )
-        current = next(
-            (c.get("Status") for c in checks or [] if c.get("CheckID") == check_id), None
-        )
-        if current == status:
-            return
-        index = next_index(index, int(raw or 0))
+            if current == status:
+                return
+            index = next_index(index, int(raw or 0))
+    finally:
+        reader.http.session.close()  # its own connections: do not leave them open

@@ -198,7 +198,10 @@ class SessionRenewer:
             raise InvalidArgument("SessionRenewer needs a session ID, got an empty one")
         self.client = client
         self.session_id = session_id
-        self.ttl = to_seconds(ttl)
+        try:
+            self.ttl = to_seconds(ttl)
+        except ValueError as exc:
+            raise InvalidTTL(f"session TTL {ttl!r} is not a duration ({exc})") from None
         if self.ttl <= 0:
             raise InvalidTTL(f"SessionRenewer needs a positive TTL, got {ttl!r}")
         self.on_lost = on_lost

@@ -49,7 +49,10 @@ def next_index(previous: int, returned: int) -> int:
 
 
 def _check_wait(wait: str | float) -> float:
-    seconds = to_seconds(wait)
+    try:
+        seconds = to_seconds(wait)
+    except ValueError as exc:
+        raise InvalidArgument(f"wait {wait!r} is not a duration ({exc})") from None
     if seconds <= 0:
         # Consul reads wait=0s as "the default 5 minutes", never as "do not wait".
         raise InvalidArgument(f"wait must be a positive duration, got {wait!r}")

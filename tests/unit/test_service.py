@@ -64,6 +64,13 @@ def test_wait_for_check_times_out_clearly(client) -> None:
         wait_for_check(client, "nosvc", "service:nosvc", timeout=0.2)
 
 
+def test_wait_for_check_rejects_bad_input(client) -> None:
+    with pytest.raises(InvalidArgument, match="status must be one of passing"):
+        wait_for_check(client, "nosvc", "service:nosvc", status="pass", timeout=5)
+    with pytest.raises(InvalidArgument, match="timeout 'soon' is not a duration"):
+        wait_for_check(client, "nosvc", "service:nosvc", timeout="soon")
+
+
 def test_register_rejects_bad_input(client) -> None:
     with pytest.raises(InvalidArgument, match="health_url"):
         register_node(client, "n", "s", health_url="localhost/_health")

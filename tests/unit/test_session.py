@@ -119,3 +119,5 @@ def test_renewer_rejects_bad_arguments(client) -> None:
         SessionRenewer(client, "", 1.0)
     with pytest.raises(InvalidTTL):
         SessionRenewer(client, "abc", 0)
+    with pytest.raises(InvalidTTL, match="not a duration"):
+        SessionRenewer(client, "abc", "ten seconds")

@@ -113,5 +113,7 @@ def test_errors_back_off_with_on_error() -> None:
 def test_bad_arguments(client) -> None:
     with pytest.raises(InvalidArgument, match="wait"):
         KeyWatcher(client, "k", wait="0s")
+    with pytest.raises(InvalidArgument, match="wait 'abc' is not a duration"):
+        KeyWatcher(client, "k", wait="abc")
     with pytest.raises(InvalidArgument, match="key"):
         KeyWatcher(client, "/k")
