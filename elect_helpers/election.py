@@ -32,7 +32,7 @@ import consul
 from .connection import clone_client
 from .durations import to_seconds
 from .errors import ElectHelpersError, InvalidArgument, SessionGone
-from .lock import FencingToken, LeaderInfo, leader_from_entry, release, try_acquire
+from .lock import FencingToken, LeaderInfo, check_key, leader_from_entry, release, try_acquire
 from .service import deregister_node
 from .session import BEHAVIORS, MAX_TTL, SessionRenewer, create_session, session_info
 from .watch import MIN_INTERVAL, Interrupted, KeyReader, next_index
@@ -92,8 +92,7 @@ class Election:
         on_leader_observed: Callable[[LeaderInfo | None], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
-        if not key or key.startswith("/"):
-            raise InvalidArgument(f"key must be non-empty and not start with '/', got {key!r}")
+        check_key(key)
         if not node:
             raise InvalidArgument("node name must be non-empty")
         if behavior not in BEHAVIORS:

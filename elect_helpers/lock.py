@@ -113,9 +113,15 @@ def leader_from_entry(key: str, entry: dict | None) -> LeaderInfo | None:
     )
 
 
-def _check_args(key: str, session_id: str) -> None:
+def check_key(key: str) -> None:
+    """Raise :class:`InvalidArgument` unless ``key`` is a KV key Consul's API can address
+    (non-empty, no leading ``/``: python-consul2 refuses that with a bare assert)."""
     if not key or key.startswith("/"):
         raise InvalidArgument(f"key must be non-empty and not start with '/', got {key!r}")
+
+
+def _check_args(key: str, session_id: str) -> None:
+    check_key(key)
     if not session_id:
         raise InvalidArgument("a lock operation needs a session ID, got an empty one")
 
@@ -127,7 +133,8 @@ def try_acquire(
 
     False means another session holds it, or the key is in its lock-delay.  Acquiring a key
     this session already holds is True.  Raises :class:`SessionGone` if the session no
-    longer exists.
+    longer exists, except during a lock-delay: Consul checks the delay first and answers
+    False without looking at the session.
     """
     _check_args(key, session_id)
     try:
@@ -158,8 +165,7 @@ def release(client: consul.Consul, key: str, session_id: str) -> bool:
 
 def read_leader(client: consul.Consul, key: str) -> LeaderInfo | None:
     """Who holds ``key`` right now according to Consul, or ``None`` if nobody does."""
-    if not key or key.startswith("/"):
-        raise InvalidArgument(f"key must be non-empty and not start with '/', got {key!r}")
+    check_key(key)
     with consul_call(client, f"reading {key}"):
         _, entry = client.kv.get(key)
     return leader_from_entry(key, entry)

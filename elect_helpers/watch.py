@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from .connection import MAX_BLOCKING_WAIT, clone_client, consul_call
 from .durations import seconds_to_go, to_seconds
 from .errors import ElectHelpersError, InvalidArgument
+from .lock import check_key
 
 NON_BLOCKING_TIMEOUT = 5.0  # seconds a plain (non-blocking) read may take
 MIN_INTERVAL = 0.02  # at most one query per 20 ms per watcher
@@ -203,8 +204,7 @@ class KeyWatcher:
         wait: str | float = "30s",
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
-        if not key or key.startswith("/"):
-            raise InvalidArgument(f"key must be non-empty and not start with '/', got {key!r}")
+        check_key(key)
         self.key = key
         self.wait = _check_wait(wait)
         self.on_error = on_error
