@@ -295,10 +295,6 @@ class AgentHandle:
         """A :func:`consul_client` for this agent (keyword arguments are passed on)."""
         return consul_client(self.url, **kwargs)  # type: ignore[arg-type]
 
-    def env(self) -> dict[str, str]:
-        """Environment variables that point a child process (or the CLI) at this agent."""
-        return {"CONSUL_HTTP_ADDR": self.url}
-
     def is_running(self) -> bool:
         """False once an agent this process started has stopped (always True otherwise)."""
         return self._alive() if self._alive else True

@@ -28,8 +28,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-FIELDS = ("time", "node", "event", "token", "session", "detail")
-
 
 class EventLog:
     """Appends one node's events to a JSON-lines file; safe to share between processes.
