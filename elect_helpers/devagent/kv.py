@@ -109,8 +109,14 @@ class KVTable:
         return QueryResult(index, keys, (Topic(KVS, prefix), Topic(TOMBSTONES, prefix)))
 
     def held_by(self, session_id: str) -> list[DirEntry]:
-        """Entries whose lock holder is ``session_id``."""
-        return [e for e in self._entries.values() if e.session == session_id]
+        """Entries whose lock holder is ``session_id``.
+
+        Compared case-insensitively, like Consul's UUID ``session`` index on the kvs table:
+        an acquire may name the session in upper case, and invalidating the session must
+        still find that key.
+        """
+        wanted = session_id.lower()
+        return [e for e in self._entries.values() if e.session.lower() == wanted]
 
     def lock_delay_active(self, key: str) -> bool:
         """Whether an acquire of ``key`` must be refused because of a lock-delay."""

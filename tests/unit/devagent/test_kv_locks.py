@@ -161,3 +161,16 @@ def test_acquire_errors_carry_consuls_texts(state: DevState) -> None:
     assert caught.value.message == f'raft apply failed: invalid session "{sid}"'
     with pytest.raises(Failure, match="missing session"):
         state.kv_release("k", None, 0, "")
+
+
+@pytest.mark.parametrize("behavior", ["release", "delete"])
+def test_invalidation_finds_locks_taken_with_an_upper_case_session_id(
+    state: DevState, behavior: str
+) -> None:
+    # Consul's kvs "session" index parses the id as a UUID, so case does not matter there.
+    s1 = new_session(state, behavior=behavior, lock_delay=0)
+    assert state.kv_acquire("k", b"v", 0, s1.upper()) is True
+    assert entry(state, "k").session == s1.upper()
+    state.session_destroy(s1)
+    e = entry(state, "k")
+    assert e is None if behavior == "delete" else e.session == ""
