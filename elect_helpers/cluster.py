@@ -43,6 +43,7 @@ from elect_helpers.errors import ElectHelpersError
 from elect_helpers.events import EventLog, merge_timeline, read_events
 from elect_helpers.fencing import ResourceServer
 from elect_helpers.node.options import OptionError, build_parser, options_from_args
+from elect_helpers.watch import next_index
 
 _T = TypeVar("_T")
 _NODE_OPTIONS = (
@@ -502,25 +503,30 @@ class Cluster:
         ``timeout`` seconds.
         """
         deadline = time.monotonic() + to_seconds(timeout)
-        index: int | None = None
+        index = 0
         watcher = connection.clone_client(self.client)
-        while True:
-            info = self.leader()
-            if info is not None and info.node != other_than:
-                return info
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                holder = f"{info.node} still leads" if info else "nobody leads"
-                raise TimeoutError(
-                    f"no leader{f' other than {other_than}' if other_than else ''} for "
-                    f"{self.key} within {to_seconds(timeout):g}s ({holder})"
-                )
-            with connection.consul_call(watcher, f"watching {self.key}"):
-                new_index, _ = watcher.kv.get(
-                    self.key, index=index, wait=seconds_to_go(max(remaining, 0.001))
-                )
-            new_index = int(new_index or 0)
-            index = None if index is not None and new_index < index else max(new_index, 1)
+        try:
+            while True:
+                info = self.leader()
+                if info is not None and info.node != other_than:
+                    return info
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    holder = f"{info.node} still leads" if info else "nobody leads"
+                    raise TimeoutError(
+                        f"no leader{f' other than {other_than}' if other_than else ''} for "
+                        f"{self.key} within {to_seconds(timeout):g}s ({holder})"
+                    )
+                # Each query waits at most MAX_BLOCKING_WAIT, which the client's request
+                # timeout covers; a longer ``timeout`` simply takes several queries.
+                wait = min(max(remaining, 0.001), connection.MAX_BLOCKING_WAIT)
+                with connection.consul_call(watcher, f"watching {self.key}"):
+                    new_index, _ = watcher.kv.get(
+                        self.key, index=index or None, wait=seconds_to_go(wait)
+                    )
+                index = next_index(index, int(new_index or 0))
+        finally:
+            watcher.http.session.close()
 
     def status(self, name: str) -> NodeStatus:
         """One node's :class:`NodeStatus`."""

@@ -124,6 +124,16 @@ def test_close_stops_every_node_and_cleans_up_consul(dev_agent):
         cluster.start()
 
 
+def test_wait_for_leader_longer_than_one_blocking_query(make_cluster, monkeypatch):
+    # A timeout longer than the client's request timeout must take several blocking
+    # queries, each within it, and end in TimeoutError rather than "agent unreachable".
+    cluster = make_cluster(resource=False)
+    monkeypatch.setattr("elect_helpers.connection.MAX_BLOCKING_WAIT", 0.3)
+    cluster.client.http.timeout = 1.0
+    with pytest.raises(TimeoutError, match=r"no leader for .* within 1\.5s \(nobody leads\)"):
+        cluster.wait_for_leader(timeout=1.5)
+
+
 def test_controller_errors_say_what_to_do(make_cluster):
     cluster = make_cluster(ttl="1s", lock_delay="0s")
     cluster.start("node01")
