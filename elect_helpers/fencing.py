@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .errors import ElectHelpersError
+
 
 @dataclass(frozen=True)
 class WriteRecord:
@@ -195,10 +197,12 @@ class ResourceServer:
 
     @property
     def fenced_url(self) -> str:
+        """Where the fenced store takes writes (a node's ``--resource``)."""
         return self.url + "/fenced"
 
     @property
     def unfenced_url(self) -> str:
+        """Where the unfenced store takes writes (a node's ``--unfenced-resource``)."""
         return self.url + "/unfenced"
 
     def stop(self) -> None:
@@ -224,7 +228,7 @@ class WriteOutcome:
     highest_before: int | None
 
 
-class ResourceError(RuntimeError):
+class ResourceError(ElectHelpersError, RuntimeError):
     """The resource could not be reached or did not understand the write."""
 
 
