@@ -115,12 +115,13 @@ class Catalog:
         return self._nodes.get(name.lower())
 
     def check(self, check_id: str) -> HealthCheck | None:
-        """The check with this id, or None."""
-        return self._checks.get(check_id)
-
-    def service(self, service_id: str) -> Service | None:
-        """The service instance with this id, or None."""
-        return self._services.get(service_id)
+        """The check with this id (an exact match first, then ignoring case, as Consul's
+        check index lower-cases IDs), or None."""
+        found = self._checks.get(check_id)
+        if found is None:
+            wanted = check_id.lower()
+            found = next((c for k, c in self._checks.items() if k.lower() == wanted), None)
+        return found
 
     def nodes(self) -> QueryResult[list[Node]]:
         """All nodes."""

@@ -42,16 +42,26 @@ class Session:
     ttl_ns: int = field(default=0, compare=False)
 
     def check_ids(self) -> list[str]:
-        """Every check the session is bound to (``Session.CheckIDs``), without duplicates."""
+        """Every check the session is bound to, in ``Session.CheckIDs`` order.
+
+        That order (deprecated ``Checks``, then ``NodeChecks``, then ``ServiceChecks``) decides
+        which missing or critical check a failed create names.  Duplicates are dropped.
+        """
         ids: list[str] = []
         for check in (
-            list(self.node_checks or [])
+            list(self.checks or [])
+            + list(self.node_checks or [])
             + [c.get("ID", "") for c in self.service_checks or []]
-            + list(self.checks or [])
         ):
             if check not in ids:
                 ids.append(check)
         return ids
+
+    def bound_to(self, check_id: str) -> bool:
+        """Whether the session is bound to ``check_id`` (case-insensitive, as Consul's
+        ``session_checks`` index lower-cases check IDs)."""
+        wanted = check_id.lower()
+        return any(check.lower() == wanted for check in self.check_ids())
 
 
 class SessionTable:
@@ -93,11 +103,11 @@ class SessionTable:
         return QueryResult(self._index(), value, (Topic(SESSIONS),))
 
     def bound_to_check(self, node: str, check_id: str) -> list[str]:
-        """Ids of sessions on ``node`` bound to ``check_id``."""
+        """Ids of sessions on ``node`` bound to ``check_id`` (both compared case-insensitively)."""
         return [
             s.id
             for s in self._sessions.values()
-            if s.node.lower() == node.lower() and check_id in s.check_ids()
+            if s.node.lower() == node.lower() and s.bound_to(check_id)
         ]
 
     # ----- writes ---------------------------------------------------------------------
@@ -105,12 +115,12 @@ class SessionTable:
     def create(self, txn: WriteTxn, session: Session) -> None:
         """``sessionCreateTxn``: the node and every bound check must exist and not be critical.
 
-        Raises :class:`Failure` with Consul's FSM text; the caller adds the RPC prefix.
+        Node and check IDs match case-insensitively (Consul's catalog indexes lower-case them);
+        the session keeps ``Node`` as the request spelled it.  Raises :class:`Failure` with
+        Consul's FSM text; the caller adds the RPC prefix.
         """
-        node = self._catalog.node_named(session.node)
-        if node is None:
+        if self._catalog.node_named(session.node) is None:
             raise Failure("Missing node registration")
-        session.node = node.name
         for check_id in session.check_ids():
             check = self._catalog.check(check_id)
             if check is None:

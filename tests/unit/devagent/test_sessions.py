@@ -162,3 +162,28 @@ def test_session_without_checks_survives_check_changes(state: DevState) -> None:
 def test_session_lookup_is_case_insensitive(state: DevState) -> None:
     sid = new_session(state)
     assert exists(state, sid.upper())
+
+
+def test_first_failing_check_follows_consuls_check_ids_order(state: DevState) -> None:
+    # Session.CheckIDs: deprecated Checks first, then NodeChecks, then ServiceChecks.
+    with pytest.raises(Failure, match=r"^apply failed: Missing check 'c' registration$"):
+        new_session(
+            state, checks=["c"], node_checks=["n"], service_checks=[{"ID": "s", "Namespace": ""}]
+        )
+    with pytest.raises(Failure, match=r"^apply failed: Missing check 'n' registration$"):
+        new_session(state, node_checks=["n"], service_checks=[{"ID": "s", "Namespace": ""}])
+
+
+def test_node_keeps_the_requests_spelling(state: DevState) -> None:
+    sid = new_session(state, node="DEVNODE")
+    with state.store.lock:
+        assert [s.node for s in state.sessions.get(sid).value] == ["DEVNODE"]
+        assert [s.id for s in state.sessions.for_node("devnode").value] == [sid]
+
+
+def test_check_binding_ignores_case(state: DevState) -> None:
+    check_id = register_ttl_service(state)
+    state.local.update_ttl(check_id, "passing", "")
+    sid = new_session(state, node_checks=["SERFHEALTH", check_id.upper()])
+    state.local.update_ttl(check_id, "critical", "down")
+    assert not exists(state, sid)
