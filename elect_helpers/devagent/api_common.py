@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..durations import DurationError, parse_duration
-from .errors import Failure
+from .errors import Failure, go_quote
 from .httpcore import JSON_TYPE, Deferred, PlainError, Request, Response, json_body
 from .state import DevState
 from .store import QueryResult
@@ -26,10 +26,10 @@ UINT64_MAX = 2**64 - 1
 def parse_uint(text: str) -> int:
     """Go's ``strconv.ParseUint(text, 10, 64)``; raises :class:`Failure` with Go's error text."""
     if not text.isascii() or not text.isdigit():
-        raise Failure(f'strconv.ParseUint: parsing "{text}": invalid syntax')
+        raise Failure(f"strconv.ParseUint: parsing {go_quote(text)}: invalid syntax")
     value = int(text)
     if value > UINT64_MAX:
-        raise Failure(f'strconv.ParseUint: parsing "{text}": value out of range')
+        raise Failure(f"strconv.ParseUint: parsing {go_quote(text)}: value out of range")
     return value
 
 
@@ -83,7 +83,7 @@ class ApiContext:
                 if parse_duration(max_stale) > 0:
                     options.stale = True
             except DurationError:
-                raise PlainError(400, f'Invalid max_stale value "{max_stale}"') from None
+                raise PlainError(400, f"Invalid max_stale value {go_quote(max_stale)}") from None
         if options.stale and options.consistent:
             raise PlainError(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
         if options.cached and options.consistent:

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from ..durations import SECOND, format_duration
 from .catalog import CRITICAL, PASSING, WARNING
+from .errors import go_quote
 from .timers import MAX_SLEEP_S, Timer, TimerService
 
 log = logging.getLogger("elect_helpers.devagent")
@@ -179,7 +180,7 @@ def http_probe(spec: CheckSpec) -> tuple[str, str]:
         context.verify_mode = ssl.CERT_NONE
         handlers.append(urllib.request.HTTPSHandler(context=context))
     opener = urllib.request.build_opener(*handlers)
-    op = f'{_go_method_op(method)} "{spec.http}"'
+    op = f"{_go_method_op(method)} {go_quote(spec.http)}"
     try:
         response = opener.open(request, timeout=timeout_ns / 1e9)
     except urllib.error.HTTPError as error:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..durations import DurationError, parse_duration
+from .errors import go_quote
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -210,7 +211,7 @@ def decode_struct(data: Any, schema: Schema) -> dict[str, Any]:
         fld = schema.lookup(key)
         if fld is None:
             if schema.strict:
-                raise DecodeError(f'json: unknown field "{key}"')
+                raise DecodeError(f"json: unknown field {go_quote(key)}")
             continue
         if value is None:
             if fld.kind in _NULLABLE:

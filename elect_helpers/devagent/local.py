@@ -14,13 +14,21 @@ from dataclasses import dataclass, replace
 
 from .catalog import Catalog, HealthCheck, Service
 from .checks import CheckSpec, IntervalRunner, Runner, TTLRunner, http_probe, tcp_probe
-from .errors import Failure, NotFound
+from .errors import Failure, NotFound, go_quote
 from .store import Store, WriteTxn
 from .timers import Timer, TimerService
 
 log = logging.getLogger("elect_helpers.devagent")
 
 CHECK_UPDATE_INTERVAL_NS = 5 * 60 * 1_000_000_000
+
+
+def _unknown_check(check_id: str) -> NotFound:
+    """The 404 of ``vetCheckUpdateWithAuthorizer`` for a check this agent does not have."""
+    return NotFound(
+        f"Unknown check ID {go_quote(check_id)}. Ensure that the check ID is passed, "
+        "not the check name."
+    )
 
 
 @dataclass
@@ -114,8 +122,8 @@ class LocalAgent:
         with self._store.lock:
             if service_id not in self._services:
                 raise NotFound(
-                    f'Unknown service ID "{service_id}". Ensure that the service ID is passed, '
-                    "not the service name."
+                    f"Unknown service ID {go_quote(service_id)}. Ensure that the service ID is "
+                    "passed, not the service name."
                 )
             del self._services[service_id]
             with self._store.write() as txn:
@@ -131,7 +139,7 @@ class LocalAgent:
             if check.service_id:
                 service = self._services.get(check.service_id)
                 if service is None:
-                    raise NotFound(f'ServiceID "{check.service_id}" does not exist')
+                    raise NotFound(f"ServiceID {go_quote(check.service_id)} does not exist")
                 check.service_name = service.service
                 check.service_tags = list(service.tags)
             self._refuse_scripts(spec)
@@ -142,10 +150,7 @@ class LocalAgent:
         """Deregister a check (sessions bound to it are invalidated)."""
         with self._store.lock:
             if check_id not in self._checks:
-                raise NotFound(
-                    f'Unknown check ID "{check_id}". Ensure that the check ID is passed, '
-                    "not the check name."
-                )
+                raise _unknown_check(check_id)
             with self._store.write() as txn:
                 self._drop_check(txn, check_id)
 
@@ -218,12 +223,9 @@ class LocalAgent:
         with self._store.lock:
             local = self._checks.get(check_id)
             if local is None:
-                raise NotFound(
-                    f'Unknown check ID "{check_id}". Ensure that the check ID is passed, '
-                    "not the check name."
-                )
+                raise _unknown_check(check_id)
             if local.ttl is None:
-                raise Failure(f'CheckID "{check_id}" does not have associated TTL')
+                raise Failure(f"CheckID {go_quote(check_id)} does not have associated TTL")
             local.ttl.set_status(status, output)
 
     def update_check(

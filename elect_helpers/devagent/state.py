@@ -26,7 +26,7 @@ from .catalog import (
     Node,
     Service,
 )
-from .errors import Failure
+from .errors import Failure, go_quote
 from .kv import KVTable
 from .local import CHECK_UPDATE_INTERVAL_NS, LocalAgent
 from .sessions import DELETE, RELEASE, Session, SessionTable
@@ -159,7 +159,7 @@ class DevState:
                 raise Failure("raft apply failed: missing session")
             found = self.sessions.lookup(session)
             if found is None:
-                raise Failure(f'raft apply failed: invalid session "{session}"')
+                raise Failure(f"raft apply failed: invalid session {go_quote(session)}")
             return self.kv.lock(txn, key, value, flags, session)
 
     def kv_release(self, key: str, value: bytes | None, flags: int, session: str) -> bool:

@@ -18,6 +18,7 @@ from elect_helpers.devagent.checks import (
     tcp_probe,
 )
 from elect_helpers.devagent.definitions import build_check
+from elect_helpers.devagent.errors import NotFound
 from elect_helpers.devagent.state import DevState
 from elect_helpers.devagent.timers import TimerService
 
@@ -185,3 +186,12 @@ def test_output_only_changes_reach_the_catalog_later(state: DevState, timers: Ti
     assert catalog_check(state, "c").output == "one"
     timers.advance(450 * SECOND)
     assert catalog_check(state, "c").output == "two"
+
+
+def test_unknown_check_and_service_texts_are_go_quoted(state: DevState) -> None:
+    with pytest.raises(NotFound) as caught:
+        state.local.update_ttl('a"b', "passing", "")
+    assert caught.value.message.startswith('Unknown check ID "a\\"b". Ensure')
+    with pytest.raises(NotFound) as caught:
+        state.local.remove_service("x\ty")
+    assert caught.value.message.startswith('Unknown service ID "x\\ty". Ensure')

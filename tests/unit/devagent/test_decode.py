@@ -7,7 +7,7 @@ import pytest
 from elect_helpers.devagent.api_session import session_from_body
 from elect_helpers.devagent.decode import DecodeError, Field, Schema, decode_struct, parse_body
 from elect_helpers.devagent.definitions import CHECK_TYPE, SERVICE_DEFINITION, build_service
-from elect_helpers.devagent.errors import InvalidInput
+from elect_helpers.devagent.errors import InvalidInput, go_quote
 
 SCHEMA = Schema("T", [Field("Name", "str"), Field("Tags", "strs"), Field("Port", "int")])
 
@@ -91,3 +91,23 @@ def test_nan_and_overflowing_numbers_follow_go() -> None:
     assert huge_ttl["TTL"] == -(2**63)
     with pytest.raises(DecodeError, match=r"of type int$"):
         decode_struct({"Port": 2**64}, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ("plain", '"plain"'),
+        ('a"b\\c', '"a\\"b\\\\c"'),
+        ("tab\tnl\nbell\a", '"tab\\tnl\\nbell\\a"'),
+        ("\x01\x7f", '"\\x01\\x7f"'),
+        ("caf\u00e9 \u2603", '"caf\u00e9 \u2603"'),
+        ("\u200b\u00a0", '"\\u200b\\u00a0"'),
+    ],
+)
+def test_go_quote_matches_strconv_quote(text: str, quoted: str) -> None:
+    assert go_quote(text) == quoted
+
+
+def test_unknown_field_names_are_go_quoted() -> None:
+    with pytest.raises(DecodeError, match=r'^json: unknown field "a\\"b"$'):
+        decode_struct({'a"b': 1}, SCHEMA)

@@ -174,3 +174,10 @@ def test_invalidation_finds_locks_taken_with_an_upper_case_session_id(
     state.session_destroy(s1)
     e = entry(state, "k")
     assert e is None if behavior == "delete" else e.session == ""
+
+
+def test_invalid_session_is_go_quoted(state: DevState) -> None:
+    # kvsLockTxn formats the id with %#v, i.e. strconv.Quote.
+    with pytest.raises(Failure) as caught:
+        state.kv_acquire("k", None, 0, 'no"such\n')
+    assert caught.value.message == 'raft apply failed: invalid session "no\\"such\\n"'
