@@ -11,7 +11,7 @@ from typing import Any
 
 from ..durations import format_duration
 from . import render
-from .api_common import ApiContext
+from .api_common import ApiContext, json_prefix
 from .catalog import CRITICAL, PASSING, STATUSES, WARNING
 from .decode import DecodeError, Schema, decode_struct, parse_body
 from .definitions import (
@@ -22,7 +22,7 @@ from .definitions import (
     build_service,
 )
 from .errors import InvalidInput
-from .httpcore import Request, Response
+from .httpcore import BodyTooLarge, Request, Response
 from .state import CONSUL_VERSION, SERF_LAN_PORT, SERVER_PORT
 
 BUILD_DATE = "2024-10-14T19:44:41Z"
@@ -32,7 +32,11 @@ LEADER_ADDR = f"127.0.0.1:{SERVER_PORT}"
 def decode_body(request: Request, schema: Schema) -> dict[str, Any]:
     """Strictly decode the JSON body; 400 ``Request decode failed: <err>`` on failure."""
     try:
-        return decode_struct(parse_body(request.body()), schema)
+        body = request.body()
+    except BodyTooLarge as too_large:
+        body = json_prefix(too_large)
+    try:
+        return decode_struct(parse_body(body), schema)
     except DecodeError as error:
         raise InvalidInput(f"Request decode failed: {error}") from None
 

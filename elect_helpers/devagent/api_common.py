@@ -13,8 +13,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..durations import DurationError, parse_duration
+from .decode import DecodeError, parse_body
 from .errors import Failure, go_quote
-from .httpcore import JSON_TYPE, Deferred, PlainError, Request, Response, json_body
+from .httpcore import (
+    JSON_TYPE,
+    BodyTooLarge,
+    Deferred,
+    PlainError,
+    Request,
+    Response,
+    json_body,
+)
 from .state import DevState
 from .store import QueryResult
 
@@ -31,6 +40,21 @@ def parse_uint(text: str) -> int:
     if value > UINT64_MAX:
         raise Failure(f"strconv.ParseUint: parsing {go_quote(text)}: value out of range")
     return value
+
+
+def json_prefix(too_large: BodyTooLarge) -> bytes:
+    """What Consul's streaming JSON decoder would have judged of a body over the cap.
+
+    Go stops at the first complete value or the first syntax error, so when the first
+    ``MAX_BODY`` bytes already hold either, they are the body to decode.  A value still open
+    there is re-raised: Go would read on, and the agent answers 413 instead.
+    """
+    try:
+        parse_body(too_large.prefix)
+    except DecodeError as error:
+        if error.truncated:
+            raise too_large from None
+    return too_large.prefix
 
 
 @dataclass

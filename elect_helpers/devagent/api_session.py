@@ -13,11 +13,11 @@ from typing import Any
 
 from ..durations import SECOND, DurationError, parse_duration
 from . import render
-from .api_common import ApiContext, QueryOptions
+from .api_common import ApiContext, QueryOptions, json_prefix
 from .decode import DecodeError, decode_struct, go_duration_from_number, parse_body
 from .definitions import SESSION
 from .errors import InvalidInput, NotFound
-from .httpcore import Deferred, Request, Response
+from .httpcore import BodyTooLarge, Deferred, Request, Response
 from .sessions import Session
 from .store import QueryResult
 
@@ -97,7 +97,10 @@ class SessionEndpoint:
         """``PUT /v1/session/create``."""
         datacenter = self.api.datacenter(request)
         state = self.api.state
-        body = request.body() if request.content_length > 0 else b""
+        try:
+            body = request.body() if request.content_length > 0 else b""
+        except BodyTooLarge as too_large:
+            body = json_prefix(too_large)
         session = session_from_body(body, state.node_name)
         self.api.require_local_dc(datacenter)
         return self.api.json(request, {"ID": state.session_create(session)})

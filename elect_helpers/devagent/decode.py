@@ -47,7 +47,15 @@ def go_duration_from_number(value: float) -> int:
 
 
 class DecodeError(ValueError):
-    """The body cannot be decoded; the message is what Go's decoder would say."""
+    """The body cannot be decoded; the message is what Go's decoder would say.
+
+    ``truncated`` tells that the JSON was fine so far but ended too soon (more bytes could
+    still make it valid), as opposed to a definite syntax or type error.
+    """
+
+    def __init__(self, message: str, truncated: bool = False) -> None:
+        super().__init__(message)
+        self.truncated = truncated
 
 
 def _json_type(value: Any) -> str:
@@ -67,12 +75,14 @@ def parse_body(body: bytes) -> Any:
     text = body.decode("utf-8", errors="replace")
     start = len(text) - len(text.lstrip(" \t\r\n"))
     if start == len(text):
-        raise DecodeError("EOF")
+        raise DecodeError("EOF", truncated=True)
     try:
         value, _ = _DECODER.raw_decode(text, start)
     except json.JSONDecodeError as error:
         if error.pos >= len(text):
-            raise DecodeError("unexpected EOF") from None
+            raise DecodeError("unexpected EOF", truncated=True) from None
+        if error.msg.startswith("Unterminated string"):
+            raise DecodeError("unexpected EOF", truncated=True) from None
         char = text[error.pos]
         if error.msg.startswith("Expecting value"):
             raise DecodeError(

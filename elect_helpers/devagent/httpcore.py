@@ -25,6 +25,7 @@ log = logging.getLogger("elect_helpers.devagent.http")
 PLAIN = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
 READ_PIECE = 64 * 1024
+MAX_BODY = 4 * 1024 * 1024
 NOT_FOUND_TEXT = "Invalid URL path: not a recognized HTTP API endpoint\n"
 UI_DISABLED_TEXT = (
     "Consul Agent: UI disabled. To enable, set ui_config.enabled=true in the agent "
@@ -34,6 +35,18 @@ UI_DISABLED_TEXT = (
 
 class IncompleteBody(Exception):
     """The client closed the connection before sending the whole body it announced."""
+
+
+class BodyTooLarge(Exception):
+    """The body is over :data:`MAX_BODY`, the dev agent's own cap (Consul has none but KV's).
+
+    Raised once the first ``MAX_BODY`` bytes (kept in ``prefix``) are read, so no request can
+    make the agent hold more than that in memory.  Unhandled, it becomes a 413.
+    """
+
+    def __init__(self, prefix: bytes) -> None:
+        super().__init__(f"request body over {MAX_BODY} bytes")
+        self.prefix = prefix
 
 
 class PlainError(Exception):
@@ -73,7 +86,8 @@ class Deferred:
 class Request:
     """One parsed request: method, decoded path, query (presence-aware) and a lazy body.
 
-    ``headers`` maps lower-cased header names to values.
+    ``headers`` maps lower-cased header names to values.  Raises ``ValueError`` for a target
+    or ``Content-Length`` that Go's net/http would refuse (the server answers 400).
     """
 
     def __init__(
@@ -96,10 +110,12 @@ class Request:
         self._body: bytes | None = None
         length = headers.get("content-length")
         self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        try:
-            self.content_length = int(length) if length is not None else (-1 if self.chunked else 0)
-        except ValueError:
-            self.content_length = 0
+        if length is None:
+            self.content_length = -1 if self.chunked else 0
+        elif length.isascii() and length.isdigit():
+            self.content_length = int(length)
+        else:
+            raise ValueError(f"bad Content-Length {length!r}")
 
     def has(self, name: str) -> bool:
         """Whether the query parameter is present (Consul's presence flags)."""
@@ -115,6 +131,8 @@ class Request:
         if self._body is None:
             if self.chunked:
                 self._body = self._read_chunked()
+            elif self.content_length > MAX_BODY:
+                raise BodyTooLarge(self._read_exactly(MAX_BODY))
             elif self.content_length > 0:
                 self._body = self._read_exactly(self.content_length)
             else:
@@ -127,7 +145,7 @@ class Request:
         return self._body is not None or (self.content_length <= 0 and not self.chunked)
 
     def _read_exactly(self, length: int) -> bytes:
-        """Read ``length`` bytes in pieces, so a huge declared length costs only what arrives."""
+        """Read ``length`` bytes in pieces, so a cut-short body costs only what arrived."""
         parts = []
         missing = length
         while missing > 0:
@@ -142,6 +160,7 @@ class Request:
 
     def _read_chunked(self) -> bytes:
         parts = []
+        total = 0
         while True:
             line = self._rfile.readline(65537)
             if not line:
@@ -154,7 +173,11 @@ class Request:
                 while self._rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass
                 return b"".join(parts)
+            if total + size > MAX_BODY:
+                parts.append(self._read_exactly(MAX_BODY - total))
+                raise BodyTooLarge(b"".join(parts))
             parts.append(self._read_exactly(size))
+            total += size
             self._rfile.readline(65537)
 
 
@@ -263,6 +286,9 @@ class HTTPService:
                 b"Request decode failed: unexpected EOF",
                 {"Content-Type": PLAIN, "Connection": "close"},
             )
+        except BodyTooLarge:
+            text = f"Request body too large for the embedded dev agent (at most {MAX_BODY} bytes)"
+            response = Response(413, text.encode(), {"Content-Type": PLAIN, "Connection": "close"})
         except PlainError as error:
             response = Response(error.status, error.text.encode(), {"Content-Type": PLAIN})
         except AgentError as error:

@@ -21,14 +21,14 @@ from http import HTTPStatus
 from typing import Any
 
 from .blocking import Parker, Wire
-from .httpcore import PLAIN, Deferred, HTTPService, Request, Response
+from .httpcore import MAX_BODY, PLAIN, READ_PIECE, Deferred, HTTPService, Request, Response
 
 log = logging.getLogger("elect_helpers.devagent.http")
 
 GZIP_MIN_SIZE = 1400
+LINGER_S = 0.5
 MAX_LINE = 65536
 MAX_HEADERS = 200
-MAX_DISCARD = 4 * 1024 * 1024
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
@@ -78,6 +78,10 @@ class _Connection(socketserver.StreamRequestHandler):
             self._write_raw(400, b"400 Bad Request", {"Content-Type": PLAIN}, close=True)
         except OSError:
             log.debug("connection from %s ended with an error", self.client_address, exc_info=True)
+        except Exception:  # a bug outside the handlers: a logged 500, then this connection ends
+            log.exception("serving a connection from %s failed", self.client_address)
+            with contextlib.suppress(OSError):
+                self._write_raw(500, b"Internal error in the embedded dev agent", {}, close=True)
 
     def _read_head(self) -> tuple[str, str, str, dict[str, str]] | None:
         line = self.rfile.readline(MAX_LINE + 1)
@@ -116,7 +120,10 @@ class _Connection(socketserver.StreamRequestHandler):
         if headers.get("expect", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         started = time.monotonic()
-        request = Request(method, target, headers, self.rfile)
+        try:
+            request = Request(method, target, headers, self.rfile)
+        except ValueError:
+            raise _BadRequest from None
         answer = self.server.service.handle(request)
         gzip_ok = "gzip" in headers.get("accept-encoding", "")
         if isinstance(answer, Deferred):
@@ -132,18 +139,34 @@ class _Connection(socketserver.StreamRequestHandler):
         if response.headers.get("Connection") == "close":
             keep_alive = False
         elif not request.body_consumed:
-            if request.chunked or request.content_length > MAX_DISCARD:
+            if request.chunked or request.content_length > MAX_BODY:
                 keep_alive = False
             else:
                 with contextlib.suppress(Exception):
                     request.body()
         self._write(method, response, gzip_ok, close=not keep_alive)
+        if not keep_alive and not request.body_consumed:
+            self._linger()
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "Request finished: method=%s url=%s from=%s:%s latency=%.3fms",
                 method, target, *self.client_address[:2], (time.monotonic() - started) * 1000,
             )  # fmt: skip
         return keep_alive
+
+    def _linger(self) -> None:
+        """Half-close, then discard what the client still sends for a moment (Go's
+        ``closeWriteAndWait``): closing with an unread body would reset the connection and
+        could destroy the answer before the client reads it."""
+        conn = self.connection
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            conn.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_S
+            while (left := deadline - time.monotonic()) > 0:
+                conn.settimeout(left)
+                if not conn.recv(READ_PIECE):
+                    break
 
     def _write(self, method: str, response: Response, gzip_ok: bool, close: bool) -> None:
         self.wfile.write(self._encode(method, response, gzip_ok, close))

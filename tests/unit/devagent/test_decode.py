@@ -111,3 +111,17 @@ def test_go_quote_matches_strconv_quote(text: str, quoted: str) -> None:
 def test_unknown_field_names_are_go_quoted() -> None:
     with pytest.raises(DecodeError, match=r'^json: unknown field "a\\"b"$'):
         decode_struct({'a"b': 1}, SCHEMA)
+
+
+@pytest.mark.parametrize("body", [b'{"Name": "abc', b'{"Name": ', b"   "])
+def test_json_cut_short_is_truncated(body: bytes) -> None:
+    with pytest.raises(DecodeError) as caught:
+        parse_body(body)
+    assert caught.value.truncated
+    assert str(caught.value) in ("unexpected EOF", "EOF")
+
+
+def test_a_syntax_error_is_not_truncation() -> None:
+    with pytest.raises(DecodeError) as caught:
+        parse_body(b'{"Name": x')
+    assert not caught.value.truncated
