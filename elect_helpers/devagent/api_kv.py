@@ -45,7 +45,6 @@ class KVEndpoint:
         options = self.api.parse(request)
         key = request.path[len(KV_PREFIX) :]
         if request.method == "GET":
-            self.api.require_local_dc(options.datacenter)
             if request.has("keys"):
                 return self._keys(request, key, options)
             return self._get(request, key, options)
@@ -57,13 +56,15 @@ class KVEndpoint:
         kv = self.api.state.kv
         raw = request.has("raw")
         if request.has("recurse"):
+            self.api.require_local_dc(options.datacenter)
             return self.api.respond(
                 request,
                 options,
                 lambda: kv.list(key),
                 lambda r: self._entries(request, r.index, r.value, False),
             )
-        _missing_key(key)
+        _missing_key(key)  # written by KVSGet itself, before the RPC can miss the datacenter
+        self.api.require_local_dc(options.datacenter)
         return self.api.respond(
             request,
             options,
@@ -97,6 +98,7 @@ class KVEndpoint:
         if request.has("separator"):
             separator = request.get("separator")
         kv = self.api.state.kv
+        self.api.require_local_dc(options.datacenter)
 
         def keys(result: QueryResult[list[str]]) -> Response:
             meta = self.api.meta(result.index)

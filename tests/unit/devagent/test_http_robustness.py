@@ -1,4 +1,5 @@
-"""The connection layer: malformed requests get Go net/http's 400, bodies are capped."""
+"""Over HTTP: malformed requests get Go net/http's 400, bodies are capped, and checks run
+in the order Consul's handlers run them."""
 
 from __future__ import annotations
 
@@ -90,3 +91,11 @@ def test_a_chunked_body_under_the_cap_is_read(agent: DevAgent) -> None:
     status, body = exchange(agent, b"GET /v1/kv/small?raw HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (status, body) == (200, b"abc")
     exchange(agent, b"DELETE /v1/kv/small HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
+def test_kv_get_reports_a_missing_key_before_an_unknown_datacenter(agent: DevAgent) -> None:
+    # KVSGet writes "Missing key name" itself; only the RPC would miss the datacenter.
+    get = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert exchange(agent, get % b"/v1/kv/?dc=dc9") == (400, b"Missing key name")
+    assert exchange(agent, get % b"/v1/kv/a?dc=dc9") == (500, b"No path to datacenter")
+    assert exchange(agent, get % b"/v1/kv/?keys&dc=dc9") == (500, b"No path to datacenter")
