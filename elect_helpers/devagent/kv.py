@@ -128,11 +128,6 @@ class KVTable:
         del self._lock_delay[key]
         return False
 
-    def lock_delay_remaining_ns(self, key: str) -> int:
-        """Nanoseconds left on ``key``'s lock-delay (0 when none)."""
-        expires = self._lock_delay.get(key, 0)
-        return max(0, expires - self._clock.monotonic_ns())
-
     # ----- writes ---------------------------------------------------------------------
 
     def _store_entry(self, txn: WriteTxn, entry: DirEntry) -> None:

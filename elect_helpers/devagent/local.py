@@ -70,21 +70,10 @@ class LocalAgent:
         with self._store.lock:
             return {k: replace(v) for k, v in sorted(self._services.items())}
 
-    def service(self, service_id: str) -> Service | None:
-        """A copy of one local service, or None."""
-        with self._store.lock:
-            found = self._services.get(service_id)
-            return replace(found) if found else None
-
     def checks(self) -> dict[str, HealthCheck]:
         """Copies of the local checks keyed by ID."""
         with self._store.lock:
             return {k: replace(v.check) for k, v in sorted(self._checks.items())}
-
-    def has_check(self, check_id: str) -> bool:
-        """Whether this agent has a check with this ID."""
-        with self._store.lock:
-            return check_id in self._checks
 
     # ----- registration -----------------------------------------------------------------
 
