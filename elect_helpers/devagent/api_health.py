@@ -12,9 +12,9 @@ from typing import Any
 
 from . import render
 from .api_common import ApiContext, QueryOptions
-from .catalog import PASSING, STATUSES
+from .catalog import PASSING
 from .errors import InvalidInput
-from .httpcore import Deferred, PlainError, Request, Response
+from .httpcore import PLAIN, Deferred, PlainError, Request, Response
 from .store import QueryResult
 
 LEADER = "127.0.0.1:8300"
@@ -48,14 +48,28 @@ class HealthCatalogEndpoint:
         shape: Callable[[Any], Any],
         streaming: bool = False,
     ) -> Response | Deferred:
+        """Answer (or block on) a read; ``shape`` builds the body from the result.
+
+        ``shape`` may raise :class:`InvalidInput` for a parameter Consul only checks after
+        its query (``?passing``): that 400 carries the read's meta headers, as there.
+        """
         self.api.require_local_dc(options.datacenter)
 
         def finish(result: QueryResult[Any]) -> Response:
             if streaming:
-                meta = self.api.meta(result.index, backend="streaming", known_leader=False)
+                meta = self.api.meta(
+                    result.index,
+                    backend="streaming",
+                    known_leader=False,
+                    consistency=options.consistency,
+                )
             else:
                 meta = self.api.meta(result.index, consistency=options.consistency)
-            return self.api.json(request, shape(result.value), headers=meta)
+            try:
+                body = shape(result.value)
+            except InvalidInput as error:
+                return Response(400, error.message.encode(), {**meta, "Content-Type": PLAIN})
+            return self.api.json(request, body, headers=meta)
 
         return self.api.respond(request, options, run, finish)
 
@@ -69,14 +83,17 @@ class HealthCatalogEndpoint:
     # ----- health -----------------------------------------------------------------------
 
     def health_service(self, request: Request) -> Response | Deferred:
-        """``GET /v1/health/service/<name>`` with ``?passing`` and ``?tag``."""
+        """``GET /v1/health/service/<name>`` with ``?passing`` and ``?tag``.
+
+        Like ``healthServiceNodes``, ``?passing`` is parsed only after the (blocking) query.
+        """
         options = self.api.parse(request)
         name = self._name(request, "/v1/health/service/", "Missing service name")
-        passing = _passing_filter(request)
         tags = request.query.get("tag", [])
         catalog = self.api.state.catalog
 
         def shape(entries: list[Any]) -> list[dict[str, Any]]:
+            passing = _passing_filter(request)
             out = []
             for node, service, checks in entries:
                 if tags and not all(t in service.tags for t in tags):
@@ -112,11 +129,12 @@ class HealthCatalogEndpoint:
         return self._read(request, options, lambda: catalog.node_checks(name), _checks_json)
 
     def health_state(self, request: Request) -> Response | Deferred:
-        """``GET /v1/health/state/<state>`` (``any`` or a status)."""
+        """``GET /v1/health/state/<state>``: ``any``, or the checks whose status is ``state``.
+
+        Consul does not validate the state (``checksInStateTxn``): an unknown one is ``[]``.
+        """
         options = self.api.parse(request)
         state = self._name(request, "/v1/health/state/", "Missing check state")
-        if state != "any" and state not in STATUSES:
-            raise InvalidInput("Invalid check state")
         catalog = self.api.state.catalog
         return self._read(request, options, lambda: catalog.checks_in_state(state), _checks_json)
 

@@ -186,8 +186,10 @@ class Catalog:
         return QueryResult(index, value, (Topic(NODES), Topic(CHECKS)))
 
     def checks_in_state(self, state: str) -> QueryResult[list[HealthCheck]]:
-        """Checks with status ``state``, or all of them for ``any``."""
-        value = [replace(c) for c in self._sorted_checks() if state in ("any", c.status)]
+        """All checks for ``any``; otherwise those whose status is ``state`` ignoring case
+        (Consul's status index lower-cases both sides; ``any`` itself is matched exactly)."""
+        wanted = state.lower()
+        value = [replace(c) for c in self._sorted_checks() if state == "any" or c.status == wanted]
         index = self._store.table_index(NODES, CHECKS)
         return QueryResult(index, value, (Topic(NODES), Topic(CHECKS)))
 

@@ -22,7 +22,13 @@ def agent() -> Iterator[DevAgent]:
 
 
 def exchange(agent: DevAgent, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
-    """Send one request with ``Connection: close``; return the status and the body.
+    """Send one request with ``Connection: close``; return the status and the body."""
+    status_line, _, rest = exchange_raw(agent, head, body).partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def exchange_raw(agent: DevAgent, head: bytes, body: bytes = b"") -> bytes:
+    """Send one request with ``Connection: close``; return the whole raw answer.
 
     The request is sent from a thread, so an answer that comes before the whole body was
     taken (a refused upload) is still read; the sender's error after that is expected.
@@ -40,8 +46,7 @@ def exchange(agent: DevAgent, head: bytes, body: bytes = b"") -> tuple[int, byte
         while chunk := conn.recv(65536):
             data += chunk
         sender.join(timeout=10)
-    status_line, _, rest = data.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+    return data
 
 
 @pytest.mark.parametrize(
@@ -99,3 +104,24 @@ def test_kv_get_reports_a_missing_key_before_an_unknown_datacenter(agent: DevAge
     assert exchange(agent, get % b"/v1/kv/?dc=dc9") == (400, b"Missing key name")
     assert exchange(agent, get % b"/v1/kv/a?dc=dc9") == (500, b"No path to datacenter")
     assert exchange(agent, get % b"/v1/kv/?keys&dc=dc9") == (500, b"No path to datacenter")
+
+
+def test_health_state_is_not_validated(agent: DevAgent) -> None:
+    # checksInStateTxn looks the state up in a lower-cased index; nothing rejects it.
+    get = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert exchange(agent, get % b"/v1/health/state/bogus") == (200, b"[]")
+    status, body = exchange(agent, get % b"/v1/health/state/PASSING")
+    assert status == 200
+    assert b'"CheckID": "serfHealth"' in body
+    assert exchange(agent, get % b"/v1/health/state/ANY") == (200, b"[]")
+
+
+def test_passing_is_parsed_after_the_query(agent: DevAgent) -> None:
+    # healthServiceNodes: the RPC (and setMeta) run first, then ?passing is parsed.
+    get = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
+    status, body = exchange(agent, get % b"/v1/health/service/consul?passing=xyz&dc=dc9")
+    assert (status, body) == (500, b"No path to datacenter")
+    answer = exchange_raw(agent, get % b"/v1/health/service/consul?passing=xyz")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"X-Consul-Index: " in answer
+    assert answer.endswith(b"\r\n\r\nInvalid value for ?passing")
