@@ -277,7 +277,10 @@ class IntervalRunner:
                 status, output = CRITICAL, f"check failed: {error}"
             if self._stop.is_set():
                 return
-            self._update(status, output)
+            try:
+                self._update(status, output)
+            except Exception:  # nor a bug in applying its result
+                log.exception("check %s: applying its result failed", self.check_id)
             delay = self._interval_ns / 1e9
 
 

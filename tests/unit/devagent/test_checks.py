@@ -195,3 +195,22 @@ def test_unknown_check_and_service_texts_are_go_quoted(state: DevState) -> None:
     with pytest.raises(NotFound) as caught:
         state.local.remove_service("x\ty")
     assert caught.value.message.startswith('Unknown service ID "x\\ty". Ensure')
+
+
+def test_interval_runner_survives_a_failing_update() -> None:
+    calls: list[str] = []
+    done = threading.Event()
+
+    def update(status: str, output: str) -> None:
+        calls.append(status)
+        if len(calls) == 1:
+            raise RuntimeError("a bug while applying the result")
+        done.set()
+
+    rng = random.Random()
+    rng.random = lambda: 0.0  # type: ignore[method-assign]
+    runner = IntervalRunner("c", lambda: ("passing", "ok"), SECOND, update, rng)
+    runner.start()
+    assert done.wait(5)
+    runner.stop()
+    assert calls == ["passing", "passing"]
