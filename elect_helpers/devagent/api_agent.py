@@ -160,6 +160,7 @@ class AgentEndpoint:
 
     def services(self, request: Request) -> Response:
         """``GET /v1/agent/services``: local services keyed by ID (not ``consul``)."""
+        self.api.refuse_unsupported_filters(request)
         dc = self.api.state.datacenter
         body = {
             sid: render.agent_service(s, dc) for sid, s in self.api.state.local.services().items()
@@ -168,6 +169,7 @@ class AgentEndpoint:
 
     def checks(self, request: Request) -> Response:
         """``GET /v1/agent/checks``: local checks keyed by ID (not ``serfHealth``)."""
+        self.api.refuse_unsupported_filters(request)
         body = {cid: render.health_check(c) for cid, c in self.api.state.local.checks().items()}
         return self.api.json(request, body)
 

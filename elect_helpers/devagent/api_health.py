@@ -54,6 +54,7 @@ class HealthCatalogEndpoint:
         its query (``?passing``): that 400 carries the read's meta headers, as there.
         """
         self.api.require_local_dc(options.datacenter)
+        self.api.refuse_unsupported_filters(request)
 
         def finish(result: QueryResult[Any]) -> Response:
             if streaming:
