@@ -30,8 +30,7 @@ from collections.abc import Callable, Sequence
 import consul
 
 from .connection import clone_client
-from .durations import to_seconds
-from .errors import ElectHelpersError, InvalidArgument, SessionGone
+from .errors import ElectHelpersError, InvalidArgument, SessionGone, duration_argument
 from .lock import FencingToken, LeaderInfo, check_key, leader_from_entry, release, try_acquire
 from .service import deregister_node
 from .session import BEHAVIORS, MAX_TTL, SessionRenewer, create_session, session_info
@@ -97,11 +96,8 @@ class Election:
             raise InvalidArgument("node name must be non-empty")
         if behavior not in BEHAVIORS:
             raise InvalidArgument(f"behavior must be 'delete' or 'release', got {behavior!r}")
-        try:
-            self.ttl = to_seconds(ttl)
-            self.lock_delay = to_seconds(lock_delay)
-        except ValueError as exc:
-            raise InvalidArgument(f"ttl and lock_delay must be durations: {exc}") from None
+        self.ttl = duration_argument("ttl", ttl)
+        self.lock_delay = duration_argument("lock_delay", lock_delay)
         if not 0 < self.ttl <= MAX_TTL:
             raise InvalidArgument(f"ttl must be more than 0 and at most 24h, got {ttl!r}")
         if self.lock_delay < 0:

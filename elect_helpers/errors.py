@@ -6,6 +6,8 @@ any failure of these helpers and ``str(err)`` is always a complete, readable sen
 
 from __future__ import annotations
 
+from .durations import to_seconds
+
 
 class ElectHelpersError(Exception):
     """Base class of every error raised by ``elect_helpers``."""
@@ -13,6 +15,15 @@ class ElectHelpersError(Exception):
 
 class InvalidArgument(ElectHelpersError, ValueError):
     """An argument the helpers (or Consul) would reject, caught before anything is sent."""
+
+
+def duration_argument(name: str, value: str | float) -> float:
+    """``value`` (a Go duration string or seconds) as float seconds, or an
+    :class:`InvalidArgument` naming the argument ``name`` and Go's reason."""
+    try:
+        return to_seconds(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"{name} {value!r} is not a duration ({exc})") from None
 
 
 class InvalidTTL(InvalidArgument):

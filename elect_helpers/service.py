@@ -16,8 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import consul
 
 from .connection import MAX_BLOCKING_WAIT, clone_client, consul_call
-from .durations import seconds_to_go, to_seconds
-from .errors import ConsulError, ElectHelpersError, InvalidArgument, ServiceNotFound
+from .durations import seconds_to_go
+from .errors import (
+    ConsulError,
+    ElectHelpersError,
+    InvalidArgument,
+    ServiceNotFound,
+    duration_argument,
+)
 from .watch import next_index
 
 HEALTH_PATH = "/_health"
@@ -127,10 +133,8 @@ def register_node(
         raise InvalidArgument("service name must be non-empty")
     if not health_url.startswith(("http://", "https://")):
         raise InvalidArgument(f"health_url must be an http(s) URL, got {health_url!r}")
-    try:
-        interval_s, timeout_s = to_seconds(interval), to_seconds(timeout)
-    except ValueError as exc:
-        raise InvalidArgument(f"interval/timeout must be durations: {exc}") from None
+    interval_s = duration_argument("interval", interval)
+    timeout_s = duration_argument("timeout", timeout)
     if interval_s <= 0 or timeout_s <= 0:
         raise InvalidArgument("interval and timeout must be positive durations")
     check = consul.Check.http(
@@ -188,10 +192,7 @@ def wait_for_check(
     duration."""
     if status not in CHECK_STATUSES:
         raise InvalidArgument(f"status must be one of {', '.join(CHECK_STATUSES)}, got {status!r}")
-    try:
-        limit = to_seconds(timeout)
-    except ValueError as exc:
-        raise InvalidArgument(f"timeout {timeout!r} is not a duration ({exc})") from None
+    limit = duration_argument("timeout", timeout)
     deadline = time.monotonic() + limit
     reader = clone_client(client)
     try:

@@ -24,7 +24,7 @@ from consul.base import CB
 
 from .connection import agent_session_ttl_min, clone_client, consul_call
 from .durations import seconds_to_go, to_seconds
-from .errors import ConsulError, ElectHelpersError, InvalidArgument, InvalidTTL
+from .errors import ConsulError, ElectHelpersError, InvalidArgument, InvalidTTL, duration_argument
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,7 @@ def create_session(
     """
     if behavior not in BEHAVIORS:
         raise InvalidArgument(f"behavior must be 'delete' or 'release', got {behavior!r}")
-    try:
-        delay = to_seconds(lock_delay)
-    except ValueError as exc:
-        raise InvalidArgument(f"lock_delay {lock_delay!r} is not a duration ({exc})") from None
+    delay = duration_argument("lock_delay", lock_delay)
     if delay < 0:
         raise InvalidArgument(f"lock_delay must not be negative, got {lock_delay!r}")
     ttl_s = None if ttl is None else _check_ttl(client, ttl)

@@ -23,8 +23,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .connection import MAX_BLOCKING_WAIT, clone_client, consul_call
-from .durations import seconds_to_go, to_seconds
-from .errors import ElectHelpersError, InvalidArgument
+from .durations import seconds_to_go
+from .errors import ElectHelpersError, InvalidArgument, duration_argument
 from .lock import check_key
 
 NON_BLOCKING_TIMEOUT = 5.0  # seconds a plain (non-blocking) read may take
@@ -50,10 +50,7 @@ def next_index(previous: int, returned: int) -> int:
 
 
 def _check_wait(wait: str | float) -> float:
-    try:
-        seconds = to_seconds(wait)
-    except ValueError as exc:
-        raise InvalidArgument(f"wait {wait!r} is not a duration ({exc})") from None
+    seconds = duration_argument("wait", wait)
     if seconds <= 0:
         # Consul reads wait=0s as "the default 5 minutes", never as "do not wait".
         raise InvalidArgument(f"wait must be a positive duration, got {wait!r}")

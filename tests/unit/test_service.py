@@ -76,5 +76,5 @@ def test_register_rejects_bad_input(client) -> None:
         register_node(client, "n", "s", health_url="localhost/_health")
     with pytest.raises(InvalidArgument, match="node name"):
         register_node(client, "", "s", health_url="http://127.0.0.1:1/_health")
-    with pytest.raises(InvalidArgument, match="durations"):
+    with pytest.raises(InvalidArgument, match="interval 'x' is not a duration"):
         register_node(client, "n", "s", health_url="http://127.0.0.1:1/_health", interval="x")
