@@ -1,8 +1,11 @@
-"""The catalog: the agent's node, its services and health checks.
+"""The catalog: the datacenter's nodes, their services and health checks.
 
-Follows ``agent/consul/state/catalog.go``: storing a check with status ``critical`` or deleting
-a check (directly, or with its service) invalidates the sessions bound to it, in the same
-transaction.  The session side of that is supplied by :attr:`Catalog.on_check_lost`.
+Follows ``agent/consul/state/catalog.go``: services and checks belong to a node and are keyed
+by (node, ID) with the node compared case-insensitively, as Consul's indexes lower-case it.
+Storing a check with status ``critical`` or deleting a check (directly, with its service or with
+its node) invalidates the sessions bound to it, in the same transaction; deleting a node also
+invalidates every session on it (``deleteNodeTxn``).  The session side of that is supplied by
+:attr:`Catalog.on_check_lost` and :attr:`Catalog.on_node_lost`.
 """
 
 from __future__ import annotations
@@ -98,15 +101,21 @@ class HealthCheck:
         )
 
 
+def _key(node: str, item_id: str) -> tuple[str, str]:
+    """The (node, ID) key of a service or check; the node is compared ignoring case."""
+    return (node.lower(), item_id)
+
+
 class Catalog:
-    """The single node's catalog: node, services and checks with their table indexes."""
+    """The datacenter's catalog: nodes, services and checks with their table indexes."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._nodes: dict[str, Node] = {}
-        self._services: dict[str, Service] = {}
-        self._checks: dict[str, HealthCheck] = {}
+        self._services: dict[tuple[str, str], Service] = {}
+        self._checks: dict[tuple[str, str], HealthCheck] = {}
         self.on_check_lost: Callable[[WriteTxn, str, str], None] = lambda txn, node, check: None
+        self.on_node_lost: Callable[[WriteTxn, str], None] = lambda txn, node: None
 
     # ----- reads (under the store lock) -----------------------------------------------
 
@@ -114,13 +123,15 @@ class Catalog:
         """The node called ``name`` (case-insensitive), or None."""
         return self._nodes.get(name.lower())
 
-    def check(self, check_id: str) -> HealthCheck | None:
-        """The check with this id (an exact match first, then ignoring case, as Consul's
-        check index lower-cases IDs), or None."""
-        found = self._checks.get(check_id)
+    def check(self, node: str, check_id: str) -> HealthCheck | None:
+        """The check ``check_id`` of ``node`` (an exact ID match first, then ignoring case, as
+        Consul's check index lower-cases IDs), or None."""
+        found = self._checks.get(_key(node, check_id))
         if found is None:
-            wanted = check_id.lower()
-            found = next((c for k, c in self._checks.items() if k.lower() == wanted), None)
+            wanted = _key(node, check_id.lower())
+            found = next(
+                (c for (n, cid), c in self._checks.items() if (n, cid.lower()) == wanted), None
+            )
         return found
 
     def nodes(self) -> QueryResult[list[Node]]:
@@ -135,7 +146,7 @@ class Catalog:
         topics = (Topic(NODES), Topic(SERVICES))
         if node is None:
             return QueryResult(index, None, topics)
-        services = [replace(s) for _, s in sorted(self._services.items())]
+        services = [replace(s) for (n, _), s in sorted(self._services.items()) if n == name.lower()]
         return QueryResult(index, (replace(node), services), topics)
 
     def services_tags(self) -> QueryResult[dict[str, list[str]]]:
@@ -150,8 +161,8 @@ class Catalog:
     def service_instances(self, name: str) -> QueryResult[list[tuple[Node, Service]]]:
         """Every (node, instance) of the service called ``name``."""
         pairs = [
-            (replace(self._node_of()), replace(s))
-            for _, s in sorted(self._services.items())
+            (replace(self._nodes[n]), replace(s))
+            for (n, _), s in sorted(self._services.items())
             if s.service == name
         ]
         index = self._store.table_index(NODES, SERVICES)
@@ -162,13 +173,13 @@ class Catalog:
     ) -> QueryResult[list[tuple[Node, Service, list[HealthCheck]]]]:
         """Every instance of ``name`` with its node's checks and its own checks."""
         out = []
-        node = self._node_of()
-        for _, service in sorted(self._services.items()):
+        for (node_key, _), service in sorted(self._services.items()):
             if service.service != name:
                 continue
-            checks = [replace(c) for c in self._sorted_checks() if c.service_id == ""]
-            checks += [replace(c) for c in self._sorted_checks() if c.service_id == service.id]
-            out.append((replace(node), replace(service), checks))
+            on_node = [c for c in self._sorted_checks() if c.node.lower() == node_key]
+            checks = [replace(c) for c in on_node if c.service_id == ""]
+            checks += [replace(c) for c in on_node if c.service_id == service.id]
+            out.append((replace(self._nodes[node_key]), replace(service), checks))
         index = self._store.table_index(NODES, SERVICES, CHECKS)
         return QueryResult(index, out, (Topic(NODES), Topic(SERVICES), Topic(CHECKS)))
 
@@ -180,8 +191,7 @@ class Catalog:
 
     def node_checks(self, name: str) -> QueryResult[list[HealthCheck]]:
         """All checks of the node called ``name`` (``[]`` for an unknown node)."""
-        node = self.node_named(name)
-        value = [replace(c) for c in self._sorted_checks()] if node else []
+        value = [replace(c) for c in self._sorted_checks() if c.node.lower() == name.lower()]
         index = self._store.table_index(NODES, CHECKS)
         return QueryResult(index, value, (Topic(NODES), Topic(CHECKS)))
 
@@ -196,50 +206,79 @@ class Catalog:
     def _sorted_checks(self) -> list[HealthCheck]:
         return [c for _, c in sorted(self._checks.items())]
 
-    def _node_of(self) -> Node:
-        return next(iter(self._nodes.values()))
+    def services_of(self, node: str) -> list[Service]:
+        """Copies of the services on ``node``, by ID."""
+        return [replace(s) for (n, _), s in sorted(self._services.items()) if n == node.lower()]
+
+    def checks_of(self, node: str) -> list[HealthCheck]:
+        """Copies of the checks on ``node``, by ID."""
+        return [replace(c) for (n, _), c in sorted(self._checks.items()) if n == node.lower()]
 
     # ----- writes ---------------------------------------------------------------------
 
     def register_node(self, txn: WriteTxn, node: Node) -> None:
-        """Store the agent's node."""
-        node.create_index = node.modify_index = txn.index
+        """Store a node; re-registering an unchanged node keeps its indexes."""
+        existing = self._nodes.get(node.name.lower())
+        if existing is not None and replace(existing, create_index=0, modify_index=0) == replace(
+            node, create_index=0, modify_index=0
+        ):
+            return
+        node.create_index = existing.create_index if existing else txn.index
+        node.modify_index = txn.index
         self._nodes[node.name.lower()] = node
         txn.touch(NODES, node.name)
 
-    def ensure_service(self, txn: WriteTxn, service: Service) -> None:
-        """Insert or update a service instance; unchanged instances keep their indexes."""
-        existing = self._services.get(service.id)
+    def deregister_node(self, txn: WriteTxn, name: str) -> bool:
+        """``deleteNodeTxn``: drop the node's services and checks (invalidating sessions bound
+        to them), the node, and every session on the node.  False for an unknown node."""
+        node = self._nodes.get(name.lower())
+        if node is None:
+            return False
+        for service in self.services_of(name):
+            self.delete_service(txn, name, service.id)
+        for check in self.checks_of(name):
+            self.delete_check(txn, name, check.check_id)
+        del self._nodes[name.lower()]
+        txn.touch(NODES, node.name)
+        self.on_node_lost(txn, node.name)
+        return True
+
+    def ensure_service(self, txn: WriteTxn, node: str, service: Service) -> None:
+        """Insert or update a service instance on ``node``; unchanged ones keep their indexes."""
+        key = _key(node, service.id)
+        existing = self._services.get(key)
         if existing is not None and existing.same(service):
             return
         service.create_index = existing.create_index if existing else txn.index
         service.modify_index = txn.index
-        self._services[service.id] = service
+        self._services[key] = service
         txn.touch(SERVICES, service.id)
 
-    def delete_service(self, txn: WriteTxn, service_id: str) -> None:
-        """Remove a service instance and its checks (invalidating sessions bound to them)."""
-        for check in [c for c in self._checks.values() if c.service_id == service_id]:
-            self.delete_check(txn, check.check_id)
-        if self._services.pop(service_id, None) is not None:
+    def delete_service(self, txn: WriteTxn, node: str, service_id: str) -> None:
+        """Remove a service instance of ``node`` and its checks (invalidating sessions bound
+        to them)."""
+        for check in [c for c in self.checks_of(node) if c.service_id == service_id]:
+            self.delete_check(txn, node, check.check_id)
+        if self._services.pop(_key(node, service_id), None) is not None:
             txn.touch(SERVICES, service_id)
 
     def ensure_check(self, txn: WriteTxn, check: HealthCheck) -> None:
         """``ensureCheckTxn``: store the check; if it is critical, bound sessions are destroyed."""
-        existing = self._checks.get(check.check_id)
+        key = _key(check.node, check.check_id)
+        existing = self._checks.get(key)
         if existing is not None and existing.same(check):
             check.create_index, check.modify_index = existing.create_index, existing.modify_index
         else:
             check.create_index = existing.create_index if existing else txn.index
             check.modify_index = txn.index
-            self._checks[check.check_id] = check
+            self._checks[key] = check
             txn.touch(CHECKS, check.check_id)
         if check.status == CRITICAL:
             self.on_check_lost(txn, check.node, check.check_id)
 
-    def delete_check(self, txn: WriteTxn, check_id: str) -> None:
-        """``deleteCheckTxn``: remove the check and destroy sessions bound to it."""
-        check = self._checks.pop(check_id, None)
+    def delete_check(self, txn: WriteTxn, node: str, check_id: str) -> None:
+        """``deleteCheckTxn``: remove ``node``'s check and destroy sessions bound to it."""
+        check = self._checks.pop(_key(node, check_id), None)
         if check is None:
             return
         txn.touch(CHECKS, check_id)

@@ -47,6 +47,7 @@ class LocalAgent:
 
     def __init__(
         self,
+        node_name: str,
         store: Store,
         catalog: Catalog,
         timers: TimerService,
@@ -54,6 +55,7 @@ class LocalAgent:
         rng: random.Random | None = None,
         start_runners: bool = True,
     ) -> None:
+        self.node_name = node_name
         self._store = store
         self._catalog = catalog
         self._timers = timers
@@ -99,7 +101,7 @@ class LocalAgent:
             ]
             self._services[service.id] = service
             with self._store.write() as txn:
-                self._catalog.ensure_service(txn, replace(service))
+                self._catalog.ensure_service(txn, self.node_name, replace(service))
                 for check, spec in checks:
                     self._put_check(txn, check, spec)
                 if replace_existing_checks:
@@ -120,7 +122,7 @@ class LocalAgent:
                     c for c, lc in self._checks.items() if lc.check.service_id == service_id
                 ]:
                     self._drop_check(txn, cid)
-                self._catalog.delete_service(txn, service_id)
+                self._catalog.delete_service(txn, self.node_name, service_id)
 
     def add_check(self, check: HealthCheck, spec: CheckSpec) -> None:
         """Register a standalone (or service-attached) check; ``ServiceID`` must exist."""
@@ -164,7 +166,7 @@ class LocalAgent:
     def _drop_check(self, txn: WriteTxn, check_id: str) -> None:
         local = self._checks.pop(check_id)
         self._stop(local)
-        self._catalog.delete_check(txn, check_id)
+        self._catalog.delete_check(txn, self.node_name, check_id)
 
     def _start(self, local: LocalCheck) -> None:
         spec = local.spec

@@ -122,7 +122,7 @@ class SessionTable:
         if self._catalog.node_named(session.node) is None:
             raise Failure("Missing node registration")
         for check_id in session.check_ids():
-            check = self._catalog.check(check_id)
+            check = self._catalog.check(session.node, check_id)
             if check is None:
                 raise Failure(f"Missing check '{check_id}' registration")
             if check.status == "critical":
@@ -159,6 +159,12 @@ class SessionTable:
         for session_id in self.bound_to_check(node, check_id):
             log.info("invalidating session %s bound to check %r", session_id, check_id)
             self.destroy(txn, session_id)
+
+    def destroy_on_node(self, txn: WriteTxn, node: str) -> None:
+        """Invalidate every session on a node that left the catalog (``deleteNodeTxn``)."""
+        for session in self.for_node(node).value:
+            log.info("invalidating session %s of deregistered node %r", session.id, node)
+            self.destroy(txn, session.id)
 
     # ----- TTL timers -------------------------------------------------------------------
 

@@ -75,8 +75,10 @@ class DevState:
         self.catalog = Catalog(self.store)
         self.sessions = SessionTable(self.store, self.kv, self.catalog, KeyedTimers(self.timers))
         self.catalog.on_check_lost = self.sessions.destroy_bound_to_check
+        self.catalog.on_node_lost = self.sessions.destroy_on_node
         self.sessions.on_expired = self._expire_session
         self.local = LocalAgent(
+            self.node_name,
             self.store,
             self.catalog,
             self.timers,
@@ -124,7 +126,7 @@ class DevState:
         )
         with self.store.write() as txn:
             self.catalog.register_node(txn, node)
-            self.catalog.ensure_service(txn, consul)
+            self.catalog.ensure_service(txn, self.node_name, consul)
             self.catalog.ensure_check(txn, serf)
 
     # ----- reads ------------------------------------------------------------------------

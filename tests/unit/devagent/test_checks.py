@@ -158,7 +158,7 @@ def test_check_validation_messages() -> None:
 
 def catalog_check(state: DevState, check_id: str):  # type: ignore[no-untyped-def]
     with state.store.lock:
-        return state.catalog.check(check_id)
+        return state.catalog.check(state.node_name, check_id)
 
 
 def test_standalone_check_starts_critical_and_keeps_status_on_reregistration(
