@@ -15,7 +15,6 @@ reaps them and removes what they left in Consul.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
 import os
@@ -39,24 +38,13 @@ import consul
 from elect_helpers import connection, lock
 from elect_helpers.children import die_with_parent
 from elect_helpers.durations import seconds_to_go, to_seconds
-from elect_helpers.errors import ElectHelpersError
+from elect_helpers.errors import ElectHelpersError, InvalidArgument
 from elect_helpers.events import EventLog, merge_timeline, read_events
 from elect_helpers.fencing import ResourceServer
-from elect_helpers.node.options import OptionError, build_parser, options_from_args
+from elect_helpers.node.options import NodeOptions
 from elect_helpers.watch import next_index
 
 _T = TypeVar("_T")
-_NODE_OPTIONS = (
-    "service",
-    "key",
-    "ttl",
-    "behavior",
-    "lock_delay",
-    "check_interval",
-    "bind_check",
-    "tuned",
-    "write_interval",
-)
 _STDERR_TAIL = 2000
 
 
@@ -149,21 +137,6 @@ class _Spawner:
         self._thread.join()
 
 
-def _argv_options(options: dict[str, Any]) -> list[str]:
-    argv: list[str] = []
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        if name == "tuned":
-            argv += [flag] if value else []
-        elif name == "bind_check":
-            argv.append(flag if value else "--no-bind-check")
-        elif isinstance(value, (int, float)) and name not in ("service", "key", "behavior"):
-            argv += [flag, seconds_to_go(float(value))]
-        else:
-            argv += [flag, str(value)]
-    return argv
-
-
 class Cluster:
     """Start and control simulated node processes for one service.
 
@@ -211,27 +184,32 @@ class Cluster:
 
     @staticmethod
     def _check_option_names(options: dict[str, Any]) -> None:
-        unknown = sorted(set(options) - set(_NODE_OPTIONS))
+        allowed = NodeOptions.user_options()
+        unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ClusterError(
-                f"unknown node option(s) {', '.join(unknown)}; use {', '.join(_NODE_OPTIONS)}"
+                f"unknown node option(s) {', '.join(unknown)}; use {', '.join(allowed)}"
             )
 
     def _argv(self, name: str, options: dict[str, Any], ready_fd: int) -> list[str]:
         """The node's command line; raises ClusterError for options the node would refuse."""
-        events_path = self.events_dir / f"{name}.events.jsonl"
-        argv = [sys.executable, "-m", "elect_helpers.node", "--name", name]
-        argv += _argv_options({"service": self.service, **options})
-        argv += ["--events", str(events_path)]
+        urls = {}
         if self.resource is not None:
-            argv += ["--resource", self.resource.fenced_url]
-            argv += ["--unfenced-resource", self.resource.unfenced_url]
-        argv += ["--ready-fd", str(ready_fd)]
+            urls = {
+                "resource": self.resource.fenced_url,
+                "unfenced_resource": self.resource.unfenced_url,
+            }
         try:  # the node would refuse them too, but a Python error here is clearer
-            options_from_args(build_parser(exit_on_error=False).parse_args(argv[3:]))
-        except (OptionError, argparse.ArgumentError) as exc:
+            node_options = NodeOptions.build(
+                **{"service": self.service, **options},
+                name=name,
+                events=str(self.events_dir / f"{name}.events.jsonl"),
+                ready_fd=ready_fd,
+                **urls,
+            )
+        except InvalidArgument as exc:
             raise ClusterError(f"{name}: {exc}") from None
-        return argv
+        return [sys.executable, "-m", "elect_helpers.node", *node_options.to_argv()]
 
     # -- lookup ---------------------------------------------------------------------------
 

@@ -33,7 +33,8 @@ from .connection import clone_client
 from .errors import ElectHelpersError, InvalidArgument, SessionGone, duration_argument
 from .lock import FencingToken, LeaderInfo, check_key, leader_from_entry, release, try_acquire
 from .service import deregister_node
-from .session import BEHAVIORS, MAX_TTL, SessionRenewer, create_session, session_info
+from .session import SessionRenewer, create_session, session_info
+from .settings import BEHAVIORS, SESSION_TTL_MAX
 from .watch import MIN_INTERVAL, Interrupted, KeyReader, next_index
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class Election:
             raise InvalidArgument(f"behavior must be 'delete' or 'release', got {behavior!r}")
         self.ttl = duration_argument("ttl", ttl)
         self.lock_delay = duration_argument("lock_delay", lock_delay)
-        if not 0 < self.ttl <= MAX_TTL:
+        if not 0 < self.ttl <= SESSION_TTL_MAX:
             raise InvalidArgument(f"ttl must be more than 0 and at most 24h, got {ttl!r}")
         if self.lock_delay < 0:
             raise InvalidArgument(f"lock_delay must not be negative, got {lock_delay!r}")

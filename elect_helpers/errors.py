@@ -26,6 +26,21 @@ def duration_argument(name: str, value: str | float) -> float:
         raise InvalidArgument(f"{name} {value!r} is not a duration ({exc})") from None
 
 
+class InvalidSetting(InvalidArgument):
+    """A setting (:class:`~.settings.ElectionSettings`, a node option) outside what Consul
+    accepts; ``field`` names it, ``reason`` says what is wrong and what to do."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        super().__init__(f"{field} {value!r}: {reason}")
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+    def as_option(self) -> str:
+        """The same message as the command line says it: ``--lock-delay 90s: ...``."""
+        return f"--{self.field.replace('_', '-')} {self.value}: {self.reason}"
+
+
 class InvalidTTL(InvalidArgument):
     """A session TTL outside what Consul accepts (between ``session_ttl_min`` and 24h)."""
 
@@ -57,6 +72,16 @@ class SessionGone(ElectHelpersError):
     def __init__(self, message: str, session_id: str = "") -> None:
         super().__init__(message)
         self.session_id = session_id
+
+
+class WaitTimeout(ElectHelpersError, TimeoutError):
+    """Something waited for did not happen in time (a check, a leader, a step-down).
+
+    The one timeout error of these helpers; also a :class:`TimeoutError`."""
+
+
+class Interrupted(ElectHelpersError):
+    """A blocking read was cancelled by the caller's own event (see :mod:`.watch`)."""
 
 
 class ServiceNotFound(ElectHelpersError):

@@ -25,15 +25,14 @@ from consul.base import CB
 from .connection import agent_session_ttl_min, clone_client, consul_call
 from .durations import seconds_to_go, to_seconds
 from .errors import ConsulError, ElectHelpersError, InvalidArgument, InvalidTTL, duration_argument
+from .settings import ARTICLE, BEHAVIORS, SESSION_TTL_MAX
 
 log = logging.getLogger(__name__)
 
-MAX_TTL = 86400.0  # Consul's structs.SessionTTLMax (24h)
 # python-consul2's session.create() asserts 10 <= ttl <= 86400 on the client side.
 LIBRARY_MIN_TTL = 10.0
 RETRY_INTERVAL = 1.0  # the Go client's retry interval after a failed renew
 MAX_RENEW_WAIT = 10.0  # seconds one renew request may take, however long the TTL
-BEHAVIORS = ("release", "delete")
 
 
 def _ttl_error(ttl: str | float | None, detail: str, agent_min: float | None) -> InvalidTTL:
@@ -59,7 +58,7 @@ def _check_ttl(client: consul.Consul, ttl: str | float) -> float:
         raise _ttl_error(ttl, f"is not a duration ({exc})", None) from None
     if seconds <= 0:
         raise _ttl_error(ttl, "must be positive", None)
-    if seconds > MAX_TTL:
+    if seconds > SESSION_TTL_MAX:
         raise _ttl_error(ttl, "is longer than 24h", None)
     if seconds < LIBRARY_MIN_TTL:
         try:
@@ -80,9 +79,9 @@ def create_session(
     client: consul.Consul,
     *,
     name: str,
-    ttl: str | float | None = "10s",
-    behavior: str = "delete",
-    lock_delay: str | float = "15s",
+    ttl: str | float | None = ARTICLE.ttl,
+    behavior: str = ARTICLE.behavior,
+    lock_delay: str | float = ARTICLE.lock_delay,
     node_checks: Sequence[str] | None = None,
     service_checks: Sequence[str] | None = None,
 ) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..durations import SECOND, DurationError, parse_duration
+from ..settings import LOCK_DELAY_SECONDS_BELOW_NS
 from . import render
 from .api_common import ApiContext, QueryOptions, json_prefix
 from .decode import DecodeError, decode_struct, go_duration_from_number, parse_body
@@ -21,7 +22,6 @@ from .httpcore import BodyTooLarge, Deferred, Request, Response
 from .sessions import Session
 from .store import QueryResult
 
-LOCK_DELAY_MIN_THRESHOLD_NS = 1000
 SERF = "serfHealth"
 
 
@@ -33,7 +33,7 @@ def _lock_delay(value: Any) -> int:
         delay = go_duration_from_number(float(value))
     else:
         delay = 0
-    if delay < LOCK_DELAY_MIN_THRESHOLD_NS:
+    if delay < LOCK_DELAY_SECONDS_BELOW_NS:
         delay *= SECOND
     return delay
 

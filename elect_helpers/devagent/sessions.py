@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ..settings import LOCK_DELAY_MAX_NS
 from .catalog import Catalog
 from .errors import Failure
 from .kv import KVTable
@@ -18,7 +19,6 @@ from .timers import KeyedTimers
 SESSIONS = "sessions"
 RELEASE = "release"
 DELETE = "delete"
-MAX_LOCK_DELAY_NS = 60 * 1_000_000_000
 TTL_MULTIPLIER = 2
 
 log = logging.getLogger("elect_helpers.devagent")
@@ -143,7 +143,7 @@ class SessionTable:
         if session is None:
             return False
         txn.touch(SESSIONS, session.id)
-        delay = min(session.lock_delay, MAX_LOCK_DELAY_NS)
+        delay = min(session.lock_delay, LOCK_DELAY_MAX_NS)
         for entry in self._kv.held_by(session.id):
             if session.behavior == DELETE:
                 self._kv.delete(txn, entry.key)

@@ -14,7 +14,8 @@ import socket
 import uuid
 from typing import TypeVar
 
-from ..durations import HOUR, DurationError, format_duration, parse_duration
+from ..durations import DurationError, format_duration, parse_duration
+from ..settings import SESSION_TTL_MAX_NS
 from .catalog import (
     CONSUL_SERVICE,
     PASSING,
@@ -39,7 +40,6 @@ log = logging.getLogger("elect_helpers.devagent")
 CONSUL_VERSION = "1.20.0"
 SERVER_PORT = 8300
 SERF_LAN_PORT = 8301
-SESSION_TTL_MAX_NS = 24 * HOUR
 DEFAULT_QUERY_TIME_NS = 300 * 1_000_000_000
 MAX_QUERY_TIME_NS = 600 * 1_000_000_000
 JITTER_FRACTION = 16

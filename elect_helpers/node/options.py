@@ -1,78 +1,185 @@
-"""Command-line options of a simulated node, checked before anything touches Consul.
+"""A simulated node's configuration: one checked, immutable object and its command line.
 
-The defaults are the article's configuration: a 10 s session TTL, behaviour ``delete``,
-a 15 s lock-delay, a 10 s health-check interval and a session *not* bound to the check.
-``--tuned`` switches to a session bound to the node's service check with a 1 s check
-interval and no lock-delay (the fencing token protects the resource instead); options
-given explicitly still win over ``--tuned``.
+:class:`NodeOptions` is the only list of the node's options.  Its session fields (TTL,
+behaviour, lock-delay) are checked by :class:`~elect_helpers.settings.ElectionSettings`,
+whose defaults are the article's configuration; the node adds its health-check interval,
+whether the session is bound to that check, and where it writes.  ``--tuned`` is a preset:
+a session bound to the node's check, a 1 s check interval and no lock-delay (the fencing
+token protects the resource instead); options given explicitly still win over it.
+
+``NodeOptions.build(name=..., ttl=..., tuned=True)`` checks a configuration;
+``options.to_argv()`` is its command line and ``NodeOptions.from_argv(argv)`` reads one
+back, so what :class:`~elect_helpers.cluster.Cluster` starts is exactly what the node runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
-from elect_helpers.durations import SECOND, DurationError, format_duration, parse_duration
+from elect_helpers.durations import seconds_to_go
+from elect_helpers.errors import InvalidArgument, InvalidSetting
+from elect_helpers.settings import (
+    ARTICLE,
+    ARTICLE_CHECK_INTERVAL,
+    BEHAVIORS,
+    CHECK_INTERVAL_MIN,
+    ElectionSettings,
+    duration_setting,
+)
 
-ARTICLE_DEFAULTS = {
-    "ttl": "10s",
-    "behavior": "delete",
-    "lock_delay": "15s",
-    "check_interval": "10s",
-    "bind_check": False,
-}
-TUNED = {"check_interval": "1s", "lock_delay": "0s", "bind_check": True}
+TUNED: dict[str, Any] = {"check_interval": 1.0, "lock_delay": 0.0, "bind_check": True}
+CHECK_TIMEOUT_MAX = 2.0  # the HTTP check's timeout: 2 s, or the interval when shorter
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_MAX_TTL_NS = 24 * 3600 * SECOND
-_MAX_LOCK_DELAY_NS = 60 * SECOND  # Consul caps lock-delay at 60 s (structs.MaxLockDelay)
-_MIN_INTERVAL_NS = SECOND  # Consul raises check intervals below 1 s to 1 s
+_SESSION_FIELDS = ("ttl", "behavior", "lock_delay")
+# Metadata: "help" for --help, "kind" duration/bool/int/str, "set_by" controller for the
+# fields Cluster fills in itself (so they are not user options of a Cluster).
+_DURATION, _BOOL, _INT, _STR = "duration", "bool", "int", "str"
 
 
-class OptionError(ValueError):
-    """An option value the node cannot run with; the message says what to change."""
+def _opt(default: Any, kind: str, help: str, *, controller: bool = False) -> Any:
+    return field(default=default, metadata={"kind": kind, "help": help, "controller": controller})
+
+
+OptionError = InvalidSetting  # what a bad option raises (kept as the node's own name)
 
 
 @dataclass(frozen=True)
 class NodeOptions:
-    """A validated node configuration; durations are Go strings as Consul prints them."""
+    """A validated node configuration; durations in float seconds."""
 
-    name: str
-    service: str
-    key: str
-    ttl: str
-    behavior: str
-    lock_delay: str
-    check_interval: str
-    bind_check: bool
-    events: str | None
-    resource: str | None
-    unfenced_resource: str | None
-    write_interval: str
-    ready_fd: int | None
+    name: str = field(metadata={"kind": _STR, "help": "node name, also its service ID"})
+    service: str = _opt("monitoring", _STR, "service name (monitoring)")
+    key: str = _opt("", _STR, "leader key (default service/<service>/leader)")
+    ttl: float = _opt(ARTICLE.ttl, _DURATION, "session TTL, a Go duration (10s)")
+    behavior: str = _opt(ARTICLE.behavior, _STR, "session behaviour: delete or release")
+    lock_delay: float = _opt(ARTICLE.lock_delay, _DURATION, "session lock-delay (15s)")
+    check_interval: float = _opt(
+        ARTICLE_CHECK_INTERVAL, _DURATION, "HTTP health-check interval (10s)"
+    )
+    bind_check: bool = _opt(False, _BOOL, "bind the session to the node's service check")
+    write_interval: float = _opt(0.15, _DURATION, "pause between a leader's writes (150ms)")
+    events: str | None = _opt(None, _STR, "append events here (default stdout)", controller=True)
+    resource: str | None = _opt(None, _STR, "fenced resource URL to write to", controller=True)
+    unfenced_resource: str | None = _opt(
+        None, _STR, "unfenced resource URL to write to as well", controller=True
+    )
+    ready_fd: int | None = _opt(None, _INT, argparse.SUPPRESS, controller=True)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise InvalidSetting(
+                "name",
+                self.name,
+                "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            )
+        if not self.service or "/" in self.service:
+            raise InvalidSetting("service", self.service, "give a service name without '/'")
+        if self.key.startswith("/"):
+            raise InvalidSetting("key", self.key, "a KV key must not start with '/'")
+        session = self.settings  # checks ttl, behavior, lock_delay (and caps lock-delay)
+        object.__setattr__(self, "ttl", session.ttl)
+        object.__setattr__(self, "lock_delay", session.lock_delay)
+        object.__setattr__(self, "key", self.key or f"service/{self.service}/leader")
+        interval = duration_setting("check_interval", self.check_interval)
+        if interval < CHECK_INTERVAL_MIN:
+            raise InvalidSetting(
+                "check_interval",
+                self.check_interval,
+                "must be at least 1s (Consul raises shorter check intervals to 1s)",
+            )
+        object.__setattr__(self, "check_interval", interval)
+        write_interval = duration_setting("write_interval", self.write_interval)
+        if write_interval <= 0:
+            raise InvalidSetting("write_interval", self.write_interval, "must be above 0")
+        object.__setattr__(self, "write_interval", write_interval)
+        if self.ready_fd is not None and self.ready_fd < 0:
+            raise InvalidSetting("ready_fd", self.ready_fd, "must be a file descriptor number")
+
+    # -- what the node derives from them ----------------------------------------------------
 
     @property
-    def ttl_seconds(self) -> float:
-        return parse_duration(self.ttl) / SECOND
+    def settings(self) -> ElectionSettings:
+        """The session this node asks for (bound to its own check with ``bind_check``)."""
+        return ElectionSettings(
+            ttl=self.ttl,
+            behavior=self.behavior,
+            lock_delay=self.lock_delay,
+            service_checks=(self.check_id,) if self.bind_check else (),
+        )
 
     @property
-    def check_interval_seconds(self) -> float:
-        return parse_duration(self.check_interval) / SECOND
+    def check_id(self) -> str:
+        """The ID Consul gives the node's service check: ``service:<name>``."""
+        return f"service:{self.name}"
 
     @property
-    def write_interval_seconds(self) -> float:
-        return parse_duration(self.write_interval) / SECOND
-
-    @property
-    def check_timeout(self) -> str:
+    def check_timeout(self) -> float:
         """The HTTP check's timeout: 2 s, or the interval when that is shorter."""
-        return format_duration(min(2 * SECOND, parse_duration(self.check_interval)))
+        return min(CHECK_TIMEOUT_MAX, self.check_interval)
+
+    # -- building, and the command line -----------------------------------------------------
+
+    @classmethod
+    def build(cls, *, tuned: bool = False, **given: Any) -> NodeOptions:
+        """Article defaults, then the ``tuned`` preset, then ``given``; checked.  Unknown
+        names, and values Consul or the node would refuse, raise :class:`InvalidSetting`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"unknown node option(s) {', '.join(unknown)}; use {', '.join(cls.user_options())}"
+            )
+        chosen = {**(TUNED if tuned else {}), **{k: v for k, v in given.items() if v is not None}}
+        return cls(**chosen)
+
+    @classmethod
+    def user_options(cls) -> tuple[str, ...]:
+        """The options a controller lets its user set (the rest it fills in itself)."""
+        names = [f.name for f in fields(cls) if not f.metadata.get("controller")]
+        return (*names[1:], "tuned")  # the first field, name, is the node's own
+
+    def to_argv(self) -> list[str]:
+        """The node's command line (after ``python -m elect_helpers.node``); every option
+        written out, so ``from_argv(to_argv())`` gives back an equal object."""
+        argv: list[str] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            kind = f.metadata["kind"]
+            if kind == _BOOL:
+                argv.append(flag if value else f"--no-{flag[2:]}")
+            elif value is None:
+                continue
+            elif kind == _DURATION:
+                argv += [flag, seconds_to_go(value)]
+            else:
+                argv += [flag, str(value)]
+        return argv
+
+    @classmethod
+    def from_argv(cls, argv: list[str]) -> NodeOptions:
+        """Read a command line; raises :class:`InvalidSetting` naming the option."""
+        try:
+            args = _parser(exit_on_error=False).parse_args(argv)
+        except argparse.ArgumentError as exc:
+            raise InvalidSetting(
+                (exc.argument_name or "option").lstrip("-").replace("-", "_"),
+                "",
+                exc.message,
+            ) from None
+        given = {k: v for k, v in vars(args).items() if k != "tuned"}
+        return cls.build(tuned=args.tuned, **given)
 
 
-def build_parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
-    """The ``python -m elect_helpers.node`` argument parser (``exit_on_error=False``: bad
-    values raise ``argparse.ArgumentError`` instead of exiting)."""
+def _parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
+    """The ``python -m elect_helpers.node`` parser, made from :class:`NodeOptions`' fields.
+
+    Every default is ``None`` so that :meth:`NodeOptions.build` can tell an option given
+    explicitly (which beats ``--tuned``) from one left out."""
     parser = argparse.ArgumentParser(
         exit_on_error=exit_on_error,
         prog="python -m elect_helpers.node",
@@ -83,113 +190,31 @@ def build_parser(exit_on_error: bool = True) -> argparse.ArgumentParser:
             "SIGTERM steps down gracefully; SIGKILL is a crash; SIGSTOP/SIGCONT a pause."
         ),
     )
-    parser.add_argument("--name", required=True, help="node name, also its service ID")
-    parser.add_argument("--service", default="monitoring", help="service name (monitoring)")
-    parser.add_argument("--key", help="leader key (default service/<service>/leader)")
-    parser.add_argument("--ttl", help="session TTL, a Go duration (10s)")
+    for f in fields(NodeOptions):
+        flag = "--" + f.name.replace("_", "-")
+        kind, help_text = f.metadata["kind"], f.metadata["help"]
+        if kind == _BOOL:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+        elif kind == _INT:
+            parser.add_argument(flag, type=int, help=help_text)
+        elif f.name == "behavior":
+            parser.add_argument(flag, choices=BEHAVIORS, help=help_text)
+        else:
+            parser.add_argument(flag, required=f.name == "name", help=help_text)
     parser.add_argument(
-        "--behavior", choices=("delete", "release"), help="session behaviour (delete)"
+        "--tuned", action="store_true", help="bound to the check, 1s check interval, lock-delay 0"
     )
-    parser.add_argument("--lock-delay", help="session lock-delay (15s)")
-    parser.add_argument("--check-interval", help="HTTP health-check interval (10s)")
-    parser.add_argument(
-        "--bind-check",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="bind the session to the node's service check (default: not bound)",
-    )
-    parser.add_argument(
-        "--tuned",
-        action="store_true",
-        help="bound to the check, 1s check interval, lock-delay 0",
-    )
-    parser.add_argument("--events", metavar="FILE", help="append events here (default stdout)")
-    parser.add_argument("--resource", metavar="URL", help="fenced resource to write to")
-    parser.add_argument(
-        "--unfenced-resource", metavar="URL", help="unfenced resource to write to as well"
-    )
-    parser.add_argument(
-        "--write-interval", default="150ms", help="pause between a leader's writes (150ms)"
-    )
-    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     return parser
 
 
-def _duration(option: str, text: str) -> int:
-    try:
-        return parse_duration(text)
-    except DurationError as exc:
-        raise OptionError(
-            f"{option} {text!r}: {exc}; use a Go duration such as 10s, 1.5s or 500ms"
-        ) from None
-
-
-def options_from_args(args: argparse.Namespace) -> NodeOptions:
-    """Resolve defaults (article, ``--tuned``, explicit) and validate; raise OptionError."""
-    if not _NAME.match(args.name):
-        raise OptionError(
-            f"--name {args.name!r}: use 1-63 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    if not args.service or "/" in args.service:
-        raise OptionError(f"--service {args.service!r}: give a service name without '/'")
-    chosen = dict(ARTICLE_DEFAULTS)
-    if args.tuned:
-        chosen.update(TUNED)
-    for field in ("ttl", "behavior", "lock_delay", "check_interval", "bind_check"):
-        if getattr(args, field) is not None:
-            chosen[field] = getattr(args, field)
-
-    ttl = _duration("--ttl", chosen["ttl"])
-    if not 0 < ttl <= _MAX_TTL_NS:
-        raise OptionError(
-            f"--ttl {chosen['ttl']}: must be above 0 and at most 24h (a session without a "
-            "TTL never expires when its node crashes)"
-        )
-    lock_delay = _duration("--lock-delay", chosen["lock_delay"])
-    if lock_delay < 0 or lock_delay > _MAX_LOCK_DELAY_NS:
-        raise OptionError(
-            f"--lock-delay {chosen['lock_delay']}: must be between 0s and 60s "
-            "(Consul caps lock-delay at 60s)"
-        )
-    if 0 < lock_delay < 1000:
-        raise OptionError(
-            f"--lock-delay {chosen['lock_delay']}: Consul reads a lock-delay below 1µs as "
-            "seconds; use 0s or at least 1ms"
-        )
-    interval = _duration("--check-interval", chosen["check_interval"])
-    if interval < _MIN_INTERVAL_NS:
-        raise OptionError(
-            f"--check-interval {chosen['check_interval']}: must be at least 1s "
-            "(Consul raises shorter check intervals to 1s)"
-        )
-    write_interval = _duration("--write-interval", args.write_interval)
-    if write_interval <= 0:
-        raise OptionError(f"--write-interval {args.write_interval}: must be above 0")
-    if args.ready_fd is not None and args.ready_fd < 0:
-        raise OptionError("--ready-fd must be a file descriptor number")
-    return NodeOptions(
-        name=args.name,
-        service=args.service,
-        key=args.key or f"service/{args.service}/leader",
-        ttl=format_duration(ttl),
-        behavior=chosen["behavior"],
-        lock_delay=format_duration(lock_delay),
-        check_interval=format_duration(interval),
-        bind_check=bool(chosen["bind_check"]),
-        events=args.events,
-        resource=args.resource,
-        unfenced_resource=args.unfenced_resource,
-        write_interval=format_duration(write_interval),
-        ready_fd=args.ready_fd,
-    )
-
-
 def parse_options(argv: list[str] | None = None) -> NodeOptions:
-    """Parse and validate a command line; bad values exit with status 2 and one line."""
-    parser = build_parser()
+    """Parse and check the node's command line; bad values exit 2 with one line."""
+    parser = _parser()
     args = parser.parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if k != "tuned"}
     try:
-        return options_from_args(args)
-    except OptionError as exc:
+        return NodeOptions.build(tuned=args.tuned, **given)
+    except InvalidSetting as exc:
+        parser.error(exc.as_option())
+    except InvalidArgument as exc:
         parser.error(str(exc))

@@ -63,9 +63,9 @@ class NodeRunner:
                 time.sleep(0.2)
             except ElectHelpersError as exc:
                 raise NodeFailure(str(exc)) from None
-        if self.options.ttl_seconds < ttl_min:
+        if self.options.ttl < ttl_min:
             raise NodeFailure(
-                f"--ttl {self.options.ttl} is below this agent's session_ttl_min "
+                f"--ttl {seconds_to_go(self.options.ttl)} is below this agent's session_ttl_min "
                 f"({seconds_to_go(ttl_min)}); Consul accepts TTLs from session_ttl_min to 24h. "
                 "Use a longer --ttl or start the agent with a lower session_ttl_min"
             )
@@ -88,7 +88,7 @@ class NodeRunner:
         self.log.emit(
             "registered",
             detail=f"service {opts.service} id {self._registration.service_id}, "
-            f"check {self._registration.check_id} every {opts.check_interval}",
+            f"check {self._registration.check_id} every {seconds_to_go(opts.check_interval)}",
         )
 
     def start_campaign(self) -> None:
@@ -104,7 +104,7 @@ class NodeRunner:
                     self._client,
                     opts.service,
                     self._registration.check_id,
-                    timeout=max(30.0, 3 * opts.check_interval_seconds),
+                    timeout=max(30.0, 3 * opts.check_interval),
                 )
                 self.log.emit("check-passing", detail=f"{self._registration.check_id}")
             urls = {"fenced": opts.resource, "unfenced": opts.unfenced_resource}
@@ -114,7 +114,7 @@ class NodeRunner:
                     return
                 if urls:
                     self._writer = LeaderWriter(
-                        opts.name, urls, opts.write_interval_seconds, self.log, self._session
+                        opts.name, urls, opts.write_interval, self.log, self._session
                     )
                     self._writer.start()
                 self._election = election.Election(
@@ -133,8 +133,8 @@ class NodeRunner:
                 )
                 self.log.emit(
                     "campaigning",
-                    detail=f"key {opts.key}, ttl {opts.ttl}, behavior {opts.behavior}, "
-                    f"lock-delay {opts.lock_delay}, "
+                    detail=f"key {opts.key}, ttl {seconds_to_go(opts.ttl)}, "
+                    f"behavior {opts.behavior}, lock-delay {seconds_to_go(opts.lock_delay)}, "
                     + ("bound to its check" if opts.bind_check else "not bound to its check"),
                 )
                 self._election.start()
