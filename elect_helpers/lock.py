@@ -9,6 +9,10 @@ acquisitions of one key, but it starts again at 1 when the key is deleted and cr
 (what ``behavior=delete`` does when a leader's session is invalidated).  So
 :class:`FencingToken` is ordered by ``sequence``: the raft index of the acquiring write, read
 back right after acquiring, which only ever grows.
+
+The key is written with :data:`LOCK_FLAG_VALUE` in its flags, the mark HashiCorp's Go
+``api.Lock`` puts on a lock key and checks before contending for one; with it a Go service
+using ``api.Lock`` and these helpers can share one leader key.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import consul
 
 from .connection import consul_call
 from .errors import ConsulError, InvalidArgument, SessionGone
+
+#: The KV flags of a lock key: ``api.LockFlagValue`` of HashiCorp's Go client (api/lock.go).
+#: ``api.Lock`` refuses a key with other flags ("Existing key does not match lock use").
+LOCK_FLAG_VALUE = 0x2DDCCBC058A50C18
 
 
 def leader_key(service: str) -> str:
@@ -140,7 +148,12 @@ def try_acquire(
     try:
         with consul_call(client, f"acquiring {key}"):
             return bool(
-                client.kv.put(key, leader_value(node, address, session_id), acquire=session_id)
+                client.kv.put(
+                    key,
+                    leader_value(node, address, session_id),
+                    acquire=session_id,
+                    flags=LOCK_FLAG_VALUE,
+                )
             )
     except ConsulError as exc:
         if "invalid session" in exc.body:
@@ -156,11 +169,11 @@ def release(client: consul.Consul, key: str, session_id: str) -> bool:
     """Release the lock if ``session_id`` holds it; True if it did.
 
     An explicit release starts no lock-delay, so a waiting node can take over at once.
-    The key stays, with an empty value.
+    The key stays, with an empty value (and the lock flags, as ``api.Lock`` leaves it).
     """
     _check_args(key, session_id)
     with consul_call(client, f"releasing {key}"):
-        return bool(client.kv.put(key, None, release=session_id))
+        return bool(client.kv.put(key, None, release=session_id, flags=LOCK_FLAG_VALUE))
 
 
 def read_leader(client: consul.Consul, key: str) -> LeaderInfo | None:

@@ -8,6 +8,7 @@ import pytest
 
 from elect_helpers.errors import InvalidArgument, SessionGone
 from elect_helpers.lock import (
+    LOCK_FLAG_VALUE,
     FencingToken,
     leader_from_entry,
     leader_key,
@@ -78,6 +79,19 @@ def test_acquire_release_and_read_back(client, key_prefix) -> None:
     assert read_leader(client, key) is None
     assert try_acquire(client, key, s2, node="n2")  # explicit release: no lock-delay
     assert read_leader(client, key).lock_index == 2
+
+
+def test_the_key_carries_the_go_clients_lock_flags(client, key_prefix) -> None:
+    # api.Lock contends only for a key whose flags are api.LockFlagValue, so the key keeps
+    # them while held and after an explicit release.
+    key = key_prefix + "leader"
+    sid = create_session(client, name="n1", ttl="10s", lock_delay=0)
+    assert LOCK_FLAG_VALUE == 0x2DDCCBC058A50C18
+    assert try_acquire(client, key, sid, node="n1")
+    assert client.kv.get(key)[1]["Flags"] == LOCK_FLAG_VALUE
+    assert release(client, key, sid)
+    assert client.kv.get(key)[1]["Flags"] == LOCK_FLAG_VALUE
+    destroy_session(client, sid)
 
 
 def test_acquire_with_gone_session(client, key_prefix) -> None:
