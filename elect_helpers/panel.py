@@ -212,19 +212,31 @@ class ClusterPanel:
             self.refresh()
 
     def close(self, close_cluster: bool = False) -> None:
-        """Stop the live view and disable the buttons (and close the cluster if asked)."""
+        """Stop the live view and disable the buttons (and close the cluster if asked).
+
+        With ``close_cluster`` the rows show the stopped processes one last time; without
+        it the nodes keep running unwatched, so the rows and the leader line say "not
+        watched" instead of showing a state that may no longer hold.
+        """
         with self._lock:
-            if close_cluster and not self._closed:
+            shut_down = close_cluster and not self._closed
+            if shut_down:
                 self._say("shutting down: stopping every node ...")
                 self.cluster.close()
+                self.refresh()  # one last look: every row shows its stopped process
             self._stop.set()
             self._closed = True
-            self.leader_html.value = _leader_text(None) + " &nbsp;(panel closed)"
+            if shut_down:
+                self.leader_html.value = _leader_text(None) + " (panel closed)"
+                self._say("cluster shut down; every node stopped")
+            else:
+                # The nodes may still run: show nothing that could be stale.
+                self.leader_html.value = "Leader (per Consul): <b>not watched</b> (panel closed)"
+                for row in self._rows.values():
+                    row.status.value = '<span style="color:#777">not watched (panel closed)</span>'
             for row in self._rows.values():
                 row.disable()
             self.shutdown_button.disabled = True
-            if close_cluster:
-                self._say("cluster shut down; every node stopped")
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
 
@@ -288,7 +300,7 @@ def _status_html(status: NodeStatus | None) -> str:
     if status.state in ("running", "paused"):
         belief = status.believes
         if status.token is not None:
-            belief += f" (token {status.token})"
+            belief += f" (token #{status.token})"  # the sequence, see lock.FencingToken
         parts.append(f"believes: {html.escape(belief)}")
     if status.consul_leader:
         parts.append("<b>Consul: leader</b>")

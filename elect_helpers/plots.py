@@ -154,7 +154,7 @@ def leadership_timeline(
     ``start`` (wall-clock seconds) is time zero on the x axis, default the first event;
     ``end`` closes beliefs that are still open, default the last event.  Stale writes are
     marked just above their node's lane: rejected by the fenced store (x) or accepted by the
-    unfenced one (o), so a frozen leader's late write is visible.
+    unfenced one (o, just below), so a frozen leader's late write is visible in both.
     """
     if not events:
         raise ValueError("no events to draw: start some nodes first, then call timeline()")
@@ -167,7 +167,7 @@ def leadership_timeline(
 
     for interval in leadership_intervals(events):
         stop = t_end if interval.end is None else interval.end
-        label = "" if interval.token is None else f"token {interval.token}"
+        label = "" if interval.token is None else f"token #{interval.token}"
         ax.barh(
             lane[interval.node],
             stop - interval.start,
@@ -195,7 +195,7 @@ def leadership_timeline(
             y -= 0.38
         elif event.get("event") == "write-accepted" and "stale" in str(event.get("detail")):
             marker, color, label = "o", "tab:red", "stale write accepted (unfenced)"
-            y -= 0.38
+            y += 0.4  # below the lane: the same write's rejection is drawn above it
         else:
             continue
         ax.plot(

@@ -115,6 +115,25 @@ def test_close_stops_the_refresher_and_disables_every_button(panel):
         panel.click("start", "node01")
 
 
+def test_a_closed_panel_shows_no_stale_leader_while_its_nodes_run_on(panel, cluster):
+    panel.click("start", "node01")
+    panel.wait_for_leader(timeout=15)
+    panel.close()
+    assert cluster.status("node01").state == "running"
+    assert panel.leader_text() == "Leader (per Consul): not watched (panel closed)"
+    assert all("not watched" in row.status.value for row in panel._rows.values())
+    assert not any("leader" in row.status.value for row in panel._rows.values())
+
+
+def test_closing_with_the_cluster_shows_the_stopped_nodes(panel, cluster):
+    panel.click("start", "node01")
+    panel.wait_for_leader(timeout=15)
+    panel.close(close_cluster=True)
+    assert panel.leader_text() == "Leader (per Consul): none (panel closed)"
+    assert "stopped" in panel._rows["node01"].status.value
+    assert "believes" not in panel._rows["node01"].status.value
+
+
 def test_shut_down_button_stops_every_node(panel, cluster):
     panel.click("start", "node01")
     panel.click("shutdown")

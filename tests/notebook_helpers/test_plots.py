@@ -102,3 +102,16 @@ def test_handovers_measure_from_the_signal_to_the_next_election():
 def test_handover_without_a_successor_has_no_time():
     events = CRASH[:4]
     assert handovers(events) == [Handover("node01", "SIGKILL", 101.0, None, None)]
+
+
+def test_a_stale_write_rejected_and_accepted_at_once_gets_two_visible_markers():
+    events = [
+        *CRASH,
+        ev(106.6, "node02", "write-accepted", token=14, detail="stale: the store had seen 17"),
+    ]
+    ax = leadership_timeline(events).axes[0]
+    spots = {line.get_label(): tuple(line.get_xydata()[0]) for line in ax.get_lines()}
+    rejected = spots["stale write rejected (fenced)"]
+    accepted = spots["stale write accepted (unfenced)"]
+    assert rejected[0] == accepted[0]  # same moment ...
+    assert abs(rejected[1] - accepted[1]) > 0.5  # ... drawn apart, on either side of the lane
