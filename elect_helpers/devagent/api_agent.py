@@ -23,7 +23,8 @@ from .definitions import (
 )
 from .errors import InvalidInput
 from .httpcore import BodyTooLarge, Request, Response
-from .state import CONSUL_VERSION, SERF_LAN_PORT, SERVER_PORT
+from .startup import SERVER_PORT
+from .state import CONSUL_VERSION, SERF_LAN_PORT
 
 BUILD_DATE = "2024-10-14T19:44:41Z"
 LEADER_ADDR = f"127.0.0.1:{SERVER_PORT}"

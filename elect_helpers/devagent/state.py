@@ -17,20 +17,13 @@ from typing import TypeVar
 from ..durations import DurationError, format_duration, parse_duration
 from ..settings import SESSION_TTL_MAX_NS
 from .catalog import (
-    CONSUL_SERVICE,
-    PASSING,
-    SERF_ALIVE_OUTPUT,
-    SERF_CHECK_ID,
-    SERF_CHECK_NAME,
     Catalog,
-    HealthCheck,
-    Node,
-    Service,
 )
 from .errors import Failure, go_quote
 from .kv import KVTable
 from .local import CHECK_UPDATE_INTERVAL_NS, LocalAgent
 from .sessions import DELETE, RELEASE, Session, SessionTable
+from .startup import AgentIdentity, bootstrap
 from .store import Store
 from .timers import KeyedTimers, TimerService
 
@@ -38,7 +31,6 @@ T = TypeVar("T")
 log = logging.getLogger("elect_helpers.devagent")
 
 CONSUL_VERSION = "1.20.0"
-SERVER_PORT = 8300
 SERF_LAN_PORT = 8301
 DEFAULT_QUERY_TIME_NS = 300 * 1_000_000_000
 MAX_QUERY_TIME_NS = 600 * 1_000_000_000
@@ -89,45 +81,12 @@ class DevState:
         self._register_self()
 
     def _register_self(self) -> None:
-        """What the leader does for a live member (``HandleAliveMember``)."""
-        node = Node(
-            id=self.node_id,
-            name=self.node_name,
-            address="127.0.0.1",
-            datacenter=self.datacenter,
-            tagged_addresses={
-                "lan": "127.0.0.1",
-                "lan_ipv4": "127.0.0.1",
-                "wan": "127.0.0.1",
-                "wan_ipv4": "127.0.0.1",
-            },
-            meta={"consul-network-segment": "", "consul-version": CONSUL_VERSION},
+        """A fresh dev agent's start-up writes (leader entries, reconcile, node sync)."""
+        bootstrap(
+            self.store,
+            self.catalog,
+            AgentIdentity(self.node_id, self.node_name, self.datacenter, CONSUL_VERSION),
         )
-        consul = Service(
-            id=CONSUL_SERVICE,
-            service=CONSUL_SERVICE,
-            port=SERVER_PORT,
-            meta={
-                "non_voter": "false",
-                "raft_version": "3",
-                "read_replica": "false",
-                "serf_protocol_current": "2",
-                "serf_protocol_max": "5",
-                "serf_protocol_min": "1",
-                "version": CONSUL_VERSION,
-            },
-        )
-        serf = HealthCheck(
-            node=self.node_name,
-            check_id=SERF_CHECK_ID,
-            name=SERF_CHECK_NAME,
-            status=PASSING,
-            output=SERF_ALIVE_OUTPUT,
-        )
-        with self.store.write() as txn:
-            self.catalog.register_node(txn, node)
-            self.catalog.ensure_service(txn, self.node_name, consul)
-            self.catalog.ensure_check(txn, serf)
 
     # ----- reads ------------------------------------------------------------------------
 

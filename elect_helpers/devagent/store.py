@@ -1,9 +1,15 @@
-"""The raft-like core: one global index, per-table indexes and change notification.
+"""The raft-like core: one global index, Consul's index table and change notification.
 
 Every write runs in a :class:`WriteTxn` under the store lock.  A transaction that changes
-anything consumes exactly one new index (like one raft log entry), stamps it on each table it
-touched and wakes the blocking queries watching those tables (or key prefixes).  Reads run under
-the same lock, so they always see a consistent state.
+anything consumes exactly one new index (like one raft log entry), stamps it on each index
+entry it touched and wakes the blocking queries watching those tables (or key prefixes).
+Reads run under the same lock, so they always see a consistent state.
+
+The index entries follow the ``index`` table of Consul's state store
+(``agent/consul/state/schema.go :: indexTableSchema``, ``memdb.go :: indexUpdateMaxTxn``):
+one entry per table (``kvs``, ``nodes`` …) plus the finer entries some tables keep
+(``service.<name>``, ``node.<name>`` …), each holding the last index that wrote it.  An entry
+can also be removed again (Consul deletes ``service.<name>`` with the last instance).
 """
 
 from __future__ import annotations
@@ -40,10 +46,27 @@ class WriteTxn:
     index: int
     changes: list[tuple[str, str | None]] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    index_ops: list[tuple[str, bool]] = field(default_factory=list)
+    log_only: bool = False
 
     def touch(self, table: str, key: str | None = None) -> None:
-        """Record that ``table`` (and ``key`` in it, if given) changed at ``self.index``."""
+        """Record that ``table`` (and ``key`` in it, if given) changed at ``self.index``:
+        its index entry moves to ``self.index`` and its watchers wake up."""
         self.changes.append((table, key))
+        self.index_ops.append((table, True))
+
+    def bump(self, *entries: str) -> None:
+        """Move these index entries to ``self.index`` (``indexUpdateMaxTxn``), waking no one."""
+        self.index_ops.extend((entry, True) for entry in entries)
+
+    def drop(self, entry: str) -> None:
+        """Remove an index entry (as Consul deletes ``service.<name>`` with its last instance)."""
+        self.index_ops.append((entry, False))
+
+    def log_entry(self) -> None:
+        """Consume the index even if no table changes: a raft log entry the state store
+        does not keep (the bootstrap configuration, the leader's no-op, a barrier)."""
+        self.log_only = True
 
 
 @dataclass
@@ -75,10 +98,15 @@ class Store:
         self._watches: set[Watch] = set()
         self._closed = False
 
-    def table_index(self, *tables: str) -> int:
-        """Return the highest index at which any of ``tables`` changed (0 if never)."""
+    def table_index(self, *entries: str) -> int:
+        """``maxIndexTxn``: the highest of these index entries (a missing entry counts as 0)."""
         with self.lock:
-            return max((self._tables.get(t, 0) for t in tables), default=0)
+            return max((self._tables.get(t, 0) for t in entries), default=0)
+
+    def index_entry(self, entry: str) -> int | None:
+        """One index entry's value, or None when the entry does not exist."""
+        with self.lock:
+            return self._tables.get(entry)
 
     @contextmanager
     def write(self) -> Iterator[WriteTxn]:
@@ -89,10 +117,13 @@ class Store:
         with self.lock:
             txn = WriteTxn(self.index + 1)
             yield txn
-            if txn.changes:
+            if txn.index_ops or txn.log_only:
                 self.index = txn.index
-                for table, _ in txn.changes:
-                    self._tables[table] = txn.index
+                for entry, keep in txn.index_ops:
+                    if keep:
+                        self._tables[entry] = txn.index
+                    else:
+                        self._tables.pop(entry, None)
                 self._notify(txn.changes)
         for callback in txn.after_commit:
             callback()
