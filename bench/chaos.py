@@ -38,9 +38,10 @@ from pathlib import Path
 
 from chaos_checker import Bounds, Fault, History, HolderSample, Write, check
 
-from elect_helpers.cluster import Cluster, ClusterError
+from elect_helpers.cluster import Cluster
 from elect_helpers.devagent import DevAgent
 from elect_helpers.durations import DurationError, parse_duration, to_seconds
+from elect_helpers.errors import ClusterError
 
 SERVICE = "chaos"
 

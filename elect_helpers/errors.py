@@ -86,3 +86,22 @@ class Interrupted(ElectHelpersError):
 
 class ServiceNotFound(ElectHelpersError):
     """The local agent has no service with that ID."""
+
+
+class ClusterError(ElectHelpersError):
+    """A :class:`~.cluster.Cluster` request that cannot be done; the message says what to do."""
+
+
+class UnknownNode(ClusterError, KeyError):
+    """No node of that name was ever started by this cluster."""
+
+    def __str__(self) -> str:  # KeyError would add quotes around the message
+        return str(self.args[0])
+
+
+class NodeNotRunning(ClusterError):
+    """The node exists but its process is no longer alive (or not in the needed state)."""
+
+
+class NodeStartError(ClusterError):
+    """A node process exited or hung while starting; the message includes its stderr."""

@@ -16,15 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from elect_helpers.cluster import (
-    Cluster,
-    ClusterError,
-    NodeNotRunning,
-    NodeStartError,
-    UnknownNode,
-    remove_leftovers,
-)
+from elect_helpers.cluster import Cluster
 from elect_helpers.connection import consul_client
+from elect_helpers.consul_view import remove_leftovers
+from elect_helpers.errors import ClusterError, NodeNotRunning, NodeStartError, UnknownNode
 from elect_helpers.events import read_events
 
 

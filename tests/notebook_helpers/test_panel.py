@@ -11,7 +11,8 @@ import uuid
 
 import pytest
 
-from elect_helpers.cluster import Cluster, NodeNotRunning, UnknownNode
+from elect_helpers.cluster import Cluster
+from elect_helpers.errors import NodeNotRunning, UnknownNode
 from elect_helpers.panel import ClusterPanel
 
 
