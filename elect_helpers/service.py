@@ -9,13 +9,12 @@ Consul's view of the node's health comes from the node itself.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import consul
 
-from .connection import MAX_BLOCKING_WAIT, clone_client, consul_call
+from .connection import consul_call
 from .durations import seconds_to_go
 from .errors import (
     ConsulError,
@@ -24,7 +23,7 @@ from .errors import (
     ServiceNotFound,
     duration_argument,
 )
-from .watch import next_index
+from .watch import BlockingReader, health_checks_fetch
 
 HEALTH_PATH = "/_health"
 CHECK_STATUSES = ("passing", "warning", "critical")  # what Consul reports for a check
@@ -187,36 +186,25 @@ def wait_for_check(
     timeout: str | float = "30s",
 ) -> None:
     """Block until ``check_id`` of ``service`` has ``status`` in the catalog, using blocking
-    health queries (no polling).  Raises :class:`ElectHelpersError` after ``timeout``, and
+    health queries (no polling).  Raises :class:`~.errors.WaitTimeout` after ``timeout``, and
     :class:`InvalidArgument` for a status Consul never reports or a timeout that is not a
     duration."""
     if status not in CHECK_STATUSES:
         raise InvalidArgument(f"status must be one of {', '.join(CHECK_STATUSES)}, got {status!r}")
     limit = duration_argument("timeout", timeout)
-    deadline = time.monotonic() + limit
-    reader = clone_client(client)
-    try:
-        index = 0
-        current: str | None = None
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ElectHelpersError(
-                    f"check {check_id} of service {service} did not become {status} within "
-                    f"{seconds_to_go(limit)} (it is {current or 'not registered'}); is the "
-                    "health endpoint answering?"
-                )
-            wait = min(remaining, MAX_BLOCKING_WAIT)
-            reader.http.timeout = wait * 17 / 16 + 5
-            with consul_call(reader, f"waiting for check {check_id}"):
-                raw, checks = reader.health.checks(
-                    service, index=index or None, wait=seconds_to_go(wait) if index else None
-                )
-            current = next(
-                (c.get("Status") for c in checks or [] if c.get("CheckID") == check_id), None
-            )
-            if current == status:
-                return
-            index = next_index(index, int(raw or 0))
-    finally:
-        reader.http.session.close()  # its own connections: do not leave them open
+
+    def current(checks: list[dict] | None) -> str | None:
+        return next((c.get("Status") for c in checks or [] if c.get("CheckID") == check_id), None)
+
+    with BlockingReader(client) as reader:
+        reader.wait_until(
+            health_checks_fetch(service),
+            lambda checks: True if current(checks) == status else None,
+            limit,
+            what=f"waiting for check {check_id}",
+            on_timeout=lambda checks: (
+                f"check {check_id} of service {service} did not become {status} within "
+                f"{seconds_to_go(limit)} (it is {current(checks) or 'not registered'}); is "
+                "the health endpoint answering?"
+            ),
+        )

@@ -26,6 +26,7 @@ from .connection import agent_session_ttl_min, clone_client, consul_call
 from .durations import seconds_to_go, to_seconds
 from .errors import ConsulError, ElectHelpersError, InvalidArgument, InvalidTTL, duration_argument
 from .settings import ARTICLE, BEHAVIORS, SESSION_TTL_MAX
+from .steps import Pause, RenewSession, Step, Steps, drive
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,20 @@ def destroy_session(client: consul.Consul, session_id: str) -> None:
         client.session.destroy(session_id)
 
 
+def renew_session(client: consul.Consul, session_id: str) -> float | None:
+    """Renew a session once; the TTL the agent reports (seconds), or ``None`` if the
+    session is gone (Consul answers 404)."""
+    try:
+        with consul_call(client, f"renewing session {session_id}"):
+            entry = client.session.renew(session_id)
+    except ConsulError as exc:
+        if exc.status == 404:  # "Session id '...' not found": it is gone
+            return None
+        raise
+    ttl = entry.get("TTL") if entry else None
+    return to_seconds(ttl) if ttl else 0.0
+
+
 def session_info(client: consul.Consul, session_id: str) -> dict | None:
     """The session as Consul stores it (``ID``, ``TTL``, ``Behavior``...), or ``None`` if gone."""
     if not session_id:
@@ -170,25 +185,29 @@ def session_info(client: consul.Consul, session_id: str) -> dict | None:
 class SessionRenewer:
     """Renew a session in a background thread, as Consul's Go ``RenewPeriodic`` does.
 
-    Renews every TTL/2 (using the TTL the agent returns).  After an error it retries every
-    ``retry_interval`` seconds, or sooner if the TTL would run out first, and gives up once a
-    whole TTL has passed since the last good renew.  ``on_lost(reason)`` is called once, from
-    the renewer's thread, when it stops on its own: reason ``"expired"`` when Consul answers
-    404 (the session is gone), ``"gave-up: <last error>"`` when renewing kept failing.
-    ``stop(destroy=True)`` stops it and destroys the session.  Pass ``created_at`` (the
-    ``time.monotonic()`` reading taken just before creating the session) so that
-    :attr:`deadline` is counted from when Consul's own timer started.
+    Renews every TTL x ``renew_fraction`` (TTL/2 by default, using the TTL the agent
+    returns).  After an error it retries every ``retry_interval`` seconds, or sooner if the
+    TTL would run out first, and gives up once a whole TTL has passed since the last good
+    renew.  ``on_lost(reason)`` is called once, from the renewer's thread, when it stops on
+    its own: reason ``"expired"`` when Consul answers 404 (the session is gone),
+    ``"gave-up: <last error>"`` when renewing kept failing.  ``stop(destroy=True)`` stops it
+    and destroys the session.  Pass ``created_at`` (the clock reading taken just before
+    creating the session) so that :attr:`deadline` is counted from when Consul's own timer
+    started.  ``clock`` is ``time.monotonic`` unless a test drives the renewer itself
+    through :meth:`steps`.
     """
 
     def __init__(
         self,
-        client: consul.Consul,
+        client: consul.Consul | None,
         session_id: str,
         ttl: str | float,
         on_lost: Callable[[str], None] | None = None,
         *,
         retry_interval: float = RETRY_INTERVAL,
         created_at: float | None = None,
+        renew_fraction: float = ARTICLE.renew_fraction,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not session_id:
             raise InvalidArgument("SessionRenewer needs a session ID, got an empty one")
@@ -202,38 +221,54 @@ class SessionRenewer:
             raise InvalidTTL(f"SessionRenewer needs a positive TTL, got {ttl!r}")
         self.on_lost = on_lost
         self.retry_interval = retry_interval
+        self.renew_fraction = renew_fraction
         self.lost_reason: str | None = None
         self.renewals = 0
+        self._clock = clock
         # Consul's timer starts when it creates the session: count from just before the
-        # create call (``created_at``, a time.monotonic() value) so the deadline is never late.
-        self._last_ok = time.monotonic() if created_at is None else created_at
+        # create call (``created_at``) so the deadline is never late.
+        self._last_ok = clock() if created_at is None else created_at
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        # Its own client: a renew must not queue behind another thread's blocking query.
-        self._renew_client = clone_client(client, timeout=MAX_RENEW_WAIT)
+        self._renew_client: consul.Consul | None = None
 
     @property
     def deadline(self) -> float:
-        """``time.monotonic()`` value after which the session may be gone (last good renew
-        + TTL).  Consul never invalidates a session before this."""
+        """Clock reading after which the session may be gone (last good renew + TTL).
+        Consul never invalidates a session on its TTL before this (it waits 2 x TTL), though
+        a destroy or a failing bound check may end it at any moment."""
         return self._last_ok + self.ttl
 
     @property
     def healthy(self) -> bool:
-        """True while running and the last good renew is less than a TTL ago."""
-        return self.lost_reason is None and time.monotonic() < self.deadline
+        """True while running and the last good renew is less than a TTL ago.  This is
+        the renewer's belief, from its own clock; only Consul knows for sure."""
+        return self.lost_reason is None and self._clock() < self.deadline
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` (or :meth:`request_stop`) was called."""
+        return self._stop.is_set()
 
     def start(self) -> SessionRenewer:
         """Start renewing in a daemon thread; returns self."""
+        if self.client is None:
+            raise InvalidArgument("SessionRenewer.start() needs a Consul client")
         with self._lock:
             if self._thread is not None:
                 raise RuntimeError("this SessionRenewer was already started")
+            # Its own client: a renew must not queue behind another thread's blocking query.
+            self._renew_client = clone_client(self.client, timeout=MAX_RENEW_WAIT)
             self._thread = threading.Thread(
                 target=self._run, name=f"renew-{self.session_id[:8]}", daemon=True
             )
             self._thread.start()
         return self
+
+    def request_stop(self) -> None:
+        """Ask the renewer to stop (it ends at its next step); does not wait."""
+        self._stop.set()
 
     def stop(self, destroy: bool = True, timeout: float | None = None) -> None:
         """Stop renewing and, with ``destroy=True``, destroy the session.
@@ -248,22 +283,46 @@ class SessionRenewer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(min(self.ttl, MAX_RENEW_WAIT) + 1.0 if timeout is None else timeout)
         if destroy:
+            if self.client is None:
+                raise InvalidArgument("SessionRenewer.stop(destroy=True) needs a Consul client")
             destroy_session(self.client, self.session_id)
 
-    def _renew_once(self) -> bool:
-        """One renew; True if the session is still there. Raises helper errors on failure."""
-        remaining = self.deadline - time.monotonic()
+    def steps(self) -> Steps[None]:
+        """The renewer's life as steps (see :mod:`.steps`): pause, renew, repeat."""
+        wait = self.ttl * self.renew_fraction
+        while True:
+            yield Pause(wait)
+            if self._stop.is_set():
+                return
+            sent = self._clock()
+            try:
+                ttl = yield RenewSession(self.session_id)
+            except ElectHelpersError as exc:
+                if self._stop.is_set():
+                    return
+                now = self._clock()
+                if now >= self.deadline:
+                    self._give_up(f"gave-up: {exc}")
+                    return
+                wait = min(self.retry_interval, self.deadline - now)
+                continue
+            if ttl is None:
+                if not self._stop.is_set():
+                    self._give_up("expired")
+                return
+            self._last_ok = sent
+            self.renewals += 1
+            self.ttl = ttl or self.ttl
+            wait = self.ttl * self.renew_fraction
+
+    def _execute(self, step: Step) -> float | None:
+        if isinstance(step, Pause):
+            self._stop.wait(step.seconds)
+            return None
+        assert isinstance(step, RenewSession) and self._renew_client is not None
+        remaining = self.deadline - self._clock()
         self._renew_client.http.timeout = min(max(remaining, 0.2), MAX_RENEW_WAIT)
-        try:
-            with consul_call(self._renew_client, f"renewing session {self.session_id}"):
-                entry = self._renew_client.session.renew(self.session_id)
-        except ConsulError as exc:
-            if exc.status == 404:  # "Session id '...' not found": it is gone
-                return False
-            raise
-        if entry and entry.get("TTL"):
-            self.ttl = to_seconds(entry["TTL"])
-        return True
+        return renew_session(self._renew_client, step.session)
 
     def _give_up(self, reason: str) -> None:
         self.lost_reason = reason
@@ -276,29 +335,7 @@ class SessionRenewer:
 
     def _run(self) -> None:
         try:
-            self._renew_until_stopped()
+            drive(self.steps(), self._execute)
         finally:
+            assert self._renew_client is not None
             self._renew_client.http.session.close()
-
-    def _renew_until_stopped(self) -> None:
-        wait = self.ttl / 2
-        while not self._stop.wait(wait):
-            sent = time.monotonic()
-            try:
-                alive = self._renew_once()
-            except ElectHelpersError as exc:
-                if self._stop.is_set():
-                    return
-                now = time.monotonic()
-                if now >= self.deadline:
-                    self._give_up(f"gave-up: {exc}")
-                    return
-                wait = min(self.retry_interval, self.deadline - now)
-                continue
-            if not alive:
-                if not self._stop.is_set():
-                    self._give_up("expired")
-                return
-            self._last_ok = sent
-            self.renewals += 1
-            wait = self.ttl / 2

@@ -1,11 +1,18 @@
-"""Watching a key with Consul blocking queries, following Consul's client rules.
+"""Blocking reads of Consul, following Consul's client rules: the one primitive for waiting.
 
-A blocking query (``GET /v1/kv/<key>?index=N&wait=30s``) returns as soon as the key's index
-passes ``N``, or after ``wait`` with nothing new.  Consul asks clients to: reset the index
-to 0 if it ever goes backwards, treat an index below 1 as 1, and rate-limit their loops
-(a return is no proof that anything changed).  :func:`next_index` is those rules;
-:class:`KeyWatcher` is a loop that applies them, backs off after errors, yields only real
-changes, and can be stopped from another thread at once, even in the middle of a query.
+A blocking query (``GET /v1/kv/<key>?index=N&wait=30s``) returns as soon as the result's
+index passes ``N``, or after ``wait`` with nothing new.  Consul asks clients to reset the
+index to 0 if it ever goes backwards, to treat an index below 1 as 1, and to rate-limit
+their loops (a return is no proof that anything changed): :func:`next_index` and
+:data:`MIN_INTERVAL` are those rules.
+
+:class:`BlockingReader` makes the reads on a private connection.  It is cancelled by the
+caller's own :class:`CancelEvent` (a :class:`threading.Event` whose ``set()`` also cuts
+the read in flight, as Go cancels a request's context): no thread polls on its behalf.
+Every read's request timeout is the same rule: the wait Consul was asked for, plus the
+up-to-1/16 jitter Consul may add, plus :data:`NON_BLOCKING_TIMEOUT`.
+:meth:`BlockingReader.wait_until` loops those reads until a condition holds, or raises
+:class:`~.errors.WaitTimeout`.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import consul
 import requests
@@ -24,17 +32,15 @@ from requests.adapters import HTTPAdapter
 
 from .connection import MAX_BLOCKING_WAIT, clone_client, consul_call
 from .durations import seconds_to_go
-from .errors import ElectHelpersError, InvalidArgument, duration_argument
-from .lock import check_key
+from .errors import ElectHelpersError, Interrupted, InvalidArgument, WaitTimeout, duration_argument
 
-NON_BLOCKING_TIMEOUT = 5.0  # seconds a plain (non-blocking) read may take
-MIN_INTERVAL = 0.02  # at most one query per 20 ms per watcher
-INITIAL_BACKOFF = 0.1
-MAX_BACKOFF = 5.0
+NON_BLOCKING_TIMEOUT = 5.0  # seconds a read may take on top of the wait Consul was asked for
+MIN_INTERVAL = 0.02  # at most one read per 20 ms per loop
 
-
-class Interrupted(ElectHelpersError):
-    """A read was cut short by :meth:`KeyReader.wake` or :meth:`KeyReader.close`."""
+T = TypeVar("T")
+#: ``fetch(client, index, wait)`` makes one python-consul2 call and returns its
+#: ``(X-Consul-Index, data)``; ``index``/``wait`` are ``None`` for a plain read.
+Fetch = Callable[[consul.Consul, "int | None", "str | None"], "tuple[Any, Any]"]
 
 
 def next_index(previous: int, returned: int) -> int:
@@ -49,7 +55,13 @@ def next_index(previous: int, returned: int) -> int:
     return max(returned, 1)
 
 
-def _check_wait(wait: str | float) -> float:
+def request_timeout(wait: float) -> float:
+    """The one timeout rule: how long a read asked to wait ``wait`` seconds may take."""
+    return wait + wait / 16 + NON_BLOCKING_TIMEOUT
+
+
+def check_wait(wait: str | float) -> float:
+    """A blocking wait in seconds (Consul caps it: so do we, at 60 s here)."""
     seconds = duration_argument("wait", wait)
     if seconds <= 0:
         # Consul reads wait=0s as "the default 5 minutes", never as "do not wait".
@@ -57,15 +69,49 @@ def _check_wait(wait: str | float) -> float:
     return min(seconds, MAX_BLOCKING_WAIT)
 
 
+class CancelEvent(threading.Event):
+    """A :class:`threading.Event` whose :meth:`set` also runs the callbacks registered with
+    :meth:`on_set` (at once, in the setting thread): that is how it cuts reads in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._callbacks_lock = threading.Lock()
+        self._next = 0
+
+    def set(self) -> None:
+        super().set()
+        with self._callbacks_lock:
+            callbacks = list(self._callbacks.values())
+        for callback in callbacks:
+            callback()
+
+    def on_set(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run ``callback`` whenever the event is set (now, if it is set already); returns
+        a function that unregisters it."""
+        with self._callbacks_lock:
+            handle = self._next
+            self._next += 1
+            self._callbacks[handle] = callback
+        if self.is_set():
+            callback()
+
+        def remove() -> None:
+            with self._callbacks_lock:
+                self._callbacks.pop(handle, None)
+
+        return remove
+
+
 class _CuttableSockets:
     """Remembers every socket one ``requests.Session`` opens so they can be shut down.
 
     Shutting a socket down from another thread makes a ``recv`` blocked on it return at
-    once; that is how a blocking query in flight is cancelled (Go cancels its context).
+    once; that is how a blocking query in flight is cancelled.
     """
 
     def __init__(self, session: requests.Session) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._sockets: weakref.WeakSet = weakref.WeakSet()
         self.cutting = False
         tracker = self
@@ -91,7 +137,7 @@ class _CuttableSockets:
         session.mount("https://", adapter)
 
     def _track(self, sock):  # type: ignore[no-untyped-def]
-        with self._lock:
+        with self.lock:
             self._sockets.add(sock)
             if self.cutting:
                 _shutdown(sock)
@@ -99,7 +145,7 @@ class _CuttableSockets:
 
     def cut(self) -> None:
         """Shut down every socket now, and each new one while ``cutting`` stays True."""
-        with self._lock:
+        with self.lock:
             self.cutting = True
             for sock in list(self._sockets):
                 _shutdown(sock)
@@ -110,171 +156,117 @@ def _shutdown(sock) -> None:  # type: ignore[no-untyped-def]
         sock.shutdown(socket.SHUT_RDWR)
 
 
-class KeyReader:
-    """Reads of KV keys (plain or blocking) on a private connection another thread can cut.
+class BlockingReader:
+    """Blocking reads on a private connection, cancelled by ``cancel``.
 
-    One thread reads; any thread may call :meth:`wake` (abort the read in flight, or the
-    next one if none is in flight) or :meth:`close` (abort this and every later read).
-    An aborted read raises :class:`Interrupted`.
+    One thread reads at a time.  While ``cancel`` is set, every read raises
+    :class:`~.errors.Interrupted` at once, and setting it cuts a read in flight.
+    :meth:`close` when done (or use as a context manager).
     """
 
-    def __init__(self, client: consul.Consul) -> None:
+    def __init__(self, client: consul.Consul, cancel: CancelEvent | None = None) -> None:
+        if cancel is not None and not isinstance(cancel, CancelEvent):
+            raise InvalidArgument(
+                "cancel must be an elect_helpers.watch.CancelEvent (a threading.Event that "
+                f"can also cut a read in flight), got {type(cancel).__name__}"
+            )
         self._client = clone_client(client)
         self._sockets = _CuttableSockets(self._client.http.session)
-        self._lock = threading.Lock()
-        self._inflight = False
-        self._pending_wake = False
-        self.closed = False
+        self._cancel = cancel
+        self._unhook = cancel.on_set(self._sockets.cut) if cancel is not None else None
+        self._last_read = 0.0
 
     def read(
-        self, key: str, index: int = 0, wait: str | float | None = None
-    ) -> tuple[int, dict | None]:
-        """GET ``key``; with ``index`` > 0 and ``wait``, block until its index passes
-        ``index`` or ``wait`` runs out.  Returns ``(X-Consul-Index, entry or None)``."""
-        seconds = _check_wait(wait) if (index > 0 and wait is not None) else 0.0
-        with self._lock:
-            if self.closed or self._pending_wake:
-                self._pending_wake = False
-                raise Interrupted(f"reading {key} was interrupted")
-            self._inflight = True
+        self, fetch: Fetch, index: int = 0, wait: str | float | None = None, *, what: str
+    ) -> tuple[int, Any]:
+        """One read; with ``index`` > 0 and ``wait``, block until the result's index
+        passes ``index`` or ``wait`` runs out.  Returns ``(X-Consul-Index, data)``.
+        ``what`` ("reading service/web/leader") goes into error messages."""
+        seconds = check_wait(wait) if (index > 0 and wait is not None) else 0.0
+        cancel = self._cancel
+        with self._sockets.lock:
+            if cancel is not None and cancel.is_set():
+                raise Interrupted(f"{what} was cancelled")
             self._sockets.cutting = False
-        # Consul may add up to wait/16 of jitter before answering.
-        self._client.http.timeout = seconds + seconds / 16 + NON_BLOCKING_TIMEOUT
+        self._client.http.timeout = request_timeout(seconds)
+        self._last_read = time.monotonic()
         try:
-            with consul_call(self._client, f"reading {key}"):
+            with consul_call(self._client, what):
                 if seconds:
-                    raw_index, entry = self._client.kv.get(
-                        key, index=index, wait=seconds_to_go(seconds)
-                    )
+                    raw, data = fetch(self._client, index, seconds_to_go(seconds))
                 else:
-                    raw_index, entry = self._client.kv.get(key)
+                    raw, data = fetch(self._client, None, None)
         except ElectHelpersError:
-            with self._lock:
-                if self._sockets.cutting:
-                    raise Interrupted(f"reading {key} was interrupted") from None
+            if cancel is not None and cancel.is_set():
+                raise Interrupted(f"{what} was cancelled") from None
             raise
-        finally:
-            with self._lock:
-                self._inflight = False
-                if self.closed:
-                    self._client.http.session.close()
-        return int(raw_index or 0), entry
+        return int(raw or 0), data
 
-    def wake(self) -> None:
-        """Abort the read in flight now (or make the next read return at once)."""
-        with self._lock:
-            if self._inflight:
-                self._sockets.cut()
+    def wait_until(
+        self,
+        fetch: Fetch,
+        done: Callable[[Any], T | None],
+        timeout: float,
+        *,
+        what: str,
+        on_timeout: Callable[[Any], str] | None = None,
+    ) -> T:
+        """Read until ``done(data)`` returns something other than ``None``; return that.
+
+        Blocking reads (each at most :data:`~.connection.MAX_BLOCKING_WAIT`), paced to
+        :data:`MIN_INTERVAL`.  When ``timeout`` seconds pass first, raises
+        :class:`~.errors.WaitTimeout` with ``on_timeout(last data)`` as its message (by
+        default ``"<what>: not done within <timeout>"``); raises
+        :class:`~.errors.Interrupted` when the cancel event is set."""
+        deadline = time.monotonic() + timeout
+        index = 0
+        while True:
+            raw_index, data = self.read(
+                fetch, index, max(deadline - time.monotonic(), 0.001), what=what
+            )
+            answer = done(data)
+            if answer is not None:
+                return answer
+            if time.monotonic() >= deadline:
+                message = on_timeout(data) if on_timeout else None
+                raise WaitTimeout(message or f"{what}: not done within {seconds_to_go(timeout)}")
+            index = next_index(index, raw_index)
+            self._pace(deadline)
+
+    def _pace(self, deadline: float) -> None:
+        pause = min(self._last_read + MIN_INTERVAL, deadline) - time.monotonic()
+        if pause > 0:
+            if self._cancel is not None:
+                self._cancel.wait(pause)
             else:
-                self._pending_wake = True
+                time.sleep(pause)
 
     def close(self) -> None:
-        """Abort the read in flight, refuse every later one, and close the connections."""
-        with self._lock:
-            self.closed = True
-            self._sockets.cut()
-            if not self._inflight:  # else the reading thread closes them when it returns
-                self._client.http.session.close()
+        """Close the connections (and stop listening to the cancel event)."""
+        if self._unhook is not None:
+            self._unhook()
+        self._client.http.session.close()
+
+    def __enter__(self) -> BlockingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _fingerprint(entry: dict | None) -> tuple[int, int] | None:
-    if entry is None:
-        return None
-    return (int(entry.get("CreateIndex", 0)), int(entry.get("ModifyIndex", 0)))
+def kv_fetch(key: str) -> Fetch:
+    """A :data:`Fetch` for one KV key: ``data`` is python-consul2's entry dict or None."""
+
+    def fetch(client: consul.Consul, index: int | None, wait: str | None) -> tuple[Any, Any]:
+        return client.kv.get(key, index=index, wait=wait)
+
+    return fetch
 
 
-class KeyWatcher:
-    """Iterate over the states of one key: ``(index, entry or None)``, first the current
-    state, then one item per change (a spurious wake-up or a timeout yields nothing).
+def health_checks_fetch(service: str) -> Fetch:
+    """A :data:`Fetch` for ``/v1/health/checks/<service>``: ``data`` is the check list."""
 
-    Errors (agent unreachable, error answers) are raised unless ``on_error`` is given; then
-    ``on_error(exc)`` is called and the watcher retries with exponential back-off (0.1 s up
-    to 5 s).  ``on_error`` may raise to end the watch.  :meth:`stop` ends the iteration
-    promptly from any thread, even during a query.
-    """
+    def fetch(client: consul.Consul, index: int | None, wait: str | None) -> tuple[Any, Any]:
+        return client.health.checks(service, index=index, wait=wait)
 
-    def __init__(
-        self,
-        client: consul.Consul,
-        key: str,
-        *,
-        wait: str | float = "30s",
-        on_error: Callable[[Exception], None] | None = None,
-    ) -> None:
-        check_key(key)
-        self.key = key
-        self.wait = _check_wait(wait)
-        self.on_error = on_error
-        self._reader = KeyReader(client)
-        self._stopped = threading.Event()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stopped.is_set()
-
-    def stop(self) -> None:
-        """End the iteration (thread-safe; cancels a query in flight)."""
-        self._stopped.set()
-        self._reader.close()
-
-    def __iter__(self) -> Iterator[tuple[int, dict | None]]:
-        index = 0
-        seen: object = object()  # matches no fingerprint, so the first state is yielded
-        backoff = INITIAL_BACKOFF
-        last_start = 0.0
-        while not self._stopped.is_set():
-            pause = last_start + MIN_INTERVAL - time.monotonic()
-            if pause > 0 and self._stopped.wait(pause):
-                return
-            last_start = time.monotonic()
-            try:
-                returned, entry = self._reader.read(self.key, index, self.wait)
-            except Interrupted:
-                return
-            except ElectHelpersError as exc:
-                if self.on_error is None:
-                    raise
-                self.on_error(exc)
-                if self._stopped.wait(backoff):
-                    return
-                backoff = min(backoff * 2, MAX_BACKOFF)
-                continue
-            backoff = INITIAL_BACKOFF
-            index = next_index(index, returned)
-            if _fingerprint(entry) != seen:
-                seen = _fingerprint(entry)
-                yield max(returned, 1), entry
-
-
-def _relay(stop: threading.Event, watcher: KeyWatcher) -> None:
-    while not watcher.stopped:
-        if stop.wait(0.2):
-            watcher.stop()
-
-
-def watch_key(
-    client: consul.Consul,
-    key: str,
-    *,
-    wait: str | float = "30s",
-    stop: threading.Event | None = None,
-    on_error: Callable[[Exception], None] | None = None,
-) -> Iterator[tuple[int, dict | None]]:
-    """Yield ``(index, entry or None)`` for ``key``: its current state, then each change.
-
-    ``entry`` is python-consul2's dict (``Value`` as bytes, ``Session``, ``LockIndex``,
-    ``ModifyIndex``...).  Each blocking query waits at most ``wait`` (capped at 60 s).
-    Setting ``stop`` ends the watch within a fraction of a second, even mid-query; so does
-    breaking out of the loop.  See :class:`KeyWatcher` for errors and ``on_error``.
-    """
-    watcher = KeyWatcher(client, key, wait=wait, on_error=on_error)
-    relay = None
-    if stop is not None:
-        relay = threading.Thread(target=_relay, args=(stop, watcher), daemon=True)
-        relay.start()
-    try:
-        yield from watcher
-    finally:
-        watcher.stop()
-        if relay is not None:
-            relay.join()
+    return fetch

@@ -122,10 +122,7 @@ class NodeRunner:
                     opts.key,
                     opts.name,
                     address=f"127.0.0.1:{self._health.port}",
-                    ttl=opts.ttl,
-                    behavior=opts.behavior,
-                    lock_delay=opts.lock_delay,
-                    service_checks=[self._registration.check_id] if opts.bind_check else None,
+                    settings=opts.settings,
                     on_elected=self._on_elected,
                     on_lost=self._on_lost,
                     on_leader_observed=self._on_leader_observed,
@@ -149,21 +146,19 @@ class NodeRunner:
     def _session(self) -> str | None:
         return self._election.session_id if self._election else None
 
-    def _on_elected(self, token: lock.FencingToken) -> None:
-        number = int(token)  # the sequence: grows with every new leader, see lock.FencingToken
+    def _on_elected(self, term: election.Term) -> None:
+        number = int(term)  # the sequence: grows with every new leader, see lock.FencingToken
         self._token = number
         self.log.emit(
             "elected",
             token=number,
-            session=token.session,
-            detail=f"holds {self.options.key} (lock index {token.lock_index})",
+            session=term.session,
+            detail=f"holds {self.options.key} (lock index {term.lock_index})",
         )
         if self._writer:
-            self._writer.lead(number)
+            self._writer.lead(term)  # it writes until the term ends
 
     def _on_lost(self, reason: str) -> None:
-        if self._writer:
-            self._writer.follow()
         if not self.stop_requested.is_set():  # a resignation gets its own "resigned" event
             self.log.emit("lost", token=self._token, session=self._session(), detail=reason)
         self._token = None
@@ -183,7 +178,9 @@ class NodeRunner:
     # -- shutdown -------------------------------------------------------------------------
 
     def step_down(self) -> bool:
-        """Stop writing, resign, deregister; return True if all went well."""
+        """Stop writing, resign (release the key if the session may hold it, then destroy
+        the session), then deregister: release -> destroy -> deregister, so a graceful stop
+        leaves no lock-delay, no session and no service behind.  True if all went well."""
         ok = True
         with self._lock:
             self.stop_requested.set()
@@ -197,9 +194,7 @@ class NodeRunner:
                     "resigned",
                     token=token,
                     session=session,
-                    detail="destroyed the session"
-                    if token is None
-                    else "released the key and destroyed the session",
+                    detail=self._election.stepped_down or "had no session",
                 )
             except ElectHelpersError as exc:
                 ok = False

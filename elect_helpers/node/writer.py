@@ -1,7 +1,9 @@
 """The leader's work: write to the resource(s) with the fencing token, periodically.
 
-The loop deliberately has the shape that makes fencing necessary: it decides "I lead,
-with token T", waits for the next tick, then writes with T.  A process frozen during that
+The writer is handed each :class:`~elect_helpers.election.Term` the node wins and writes
+while that term has not ended; it needs no lead/follow signals of its own.  The loop
+deliberately has the shape that makes fencing necessary: it decides "I lead, with token T"
+(the term has not ended), waits for the next tick, then writes with T.  A process frozen during that
 wait (SIGSTOP, a long GC pause) wakes up and writes with T before any other thread has a
 chance to tell it that it lost the lock meanwhile; only the fenced resource saves the day.
 A freeze can also hit in the middle of a round of writes (a request already sent, its
@@ -15,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from elect_helpers.election import Term
 from elect_helpers.events import EventLog
 from elect_helpers.fencing import ResourceError, WriteOutcome, write_resource
 
@@ -24,8 +27,8 @@ WOKE_SLACK = 0.5  # a tick this much longer than planned means the process was f
 class LeaderWriter:
     """Writes ``<node> #<n>`` to each resource URL every ``interval`` seconds while leading.
 
-    ``lead(token)`` starts (or continues) writing with that token, ``follow()`` stops
-    further ticks, ``stop()`` ends the thread without writing again.  To keep the event
+    ``lead(term)`` writes with that term's token until the term ends (its ``ended`` event:
+    no tick starts after that), ``stop()`` ends the thread without writing again.  To keep the event
     log readable, an accepted write is logged only when it differs from the previous one
     at that resource (new token, or after being rejected); rejected writes, errors and the
     first write after a freeze are always logged.  The stores keep the full history.
@@ -45,7 +48,7 @@ class LeaderWriter:
         self._log = log
         self._session = session
         self._cond = threading.Condition()
-        self._token: int | None = None
+        self._term: Term | None = None
         self._stopping = False
         self._seq = 0
         self._last: dict[str, tuple[bool, int] | str] = {}
@@ -54,16 +57,15 @@ class LeaderWriter:
     def start(self) -> None:
         self._thread.start()
 
-    def lead(self, token: int) -> None:
-        """Believe we lead with ``token`` from now on."""
+    def lead(self, term: Term) -> None:
+        """Write with ``term``'s token from now on, until the term ends."""
         with self._cond:
-            self._token = token
+            self._term = term
             self._cond.notify_all()
 
-    def follow(self) -> None:
-        """Stop believing we lead (the write already decided on may still happen)."""
-        with self._cond:
-            self._token = None
+    def _leading(self) -> Term | None:
+        term = self._term
+        return term if term is not None and not term.ended.is_set() else None
 
     def stop(self, timeout: float = 2.0) -> None:
         """End the loop without another write and wait for the thread."""
@@ -76,11 +78,13 @@ class LeaderWriter:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._token is None and not self._stopping:
-                    self._cond.wait()
+                while self._leading() is None and not self._stopping:
+                    self._cond.wait()  # lead() and stop() notify; an ended term needs not
                 if self._stopping:
                     return
-                token = self._token  # the decision: "I lead with this token"
+                term = self._leading()
+                assert term is not None
+                token = int(term)  # the decision: "I lead with this token"
                 planned = time.monotonic() + self._interval
                 self._cond.wait(self._interval)
                 if self._stopping:

@@ -14,6 +14,7 @@ from elect_helpers.election import Election
 from elect_helpers.errors import AgentUnreachable, InvalidArgument, InvalidTTL
 from elect_helpers.lock import read_leader
 from elect_helpers.session import session_info
+from elect_helpers.watch import CancelEvent
 
 
 def election_threads() -> list[threading.Thread]:
@@ -58,16 +59,21 @@ def test_single_candidate_leads_then_resigns(client, key_prefix, wait_until) -> 
         election.start()
 
 
-def test_run_blocks_until_stop_event(client, key_prefix, wait_until) -> None:
-    stop = threading.Event()
+def test_run_blocks_until_the_callers_cancel_event(client, key_prefix, wait_until) -> None:
+    stop = CancelEvent()
     election = Election(client, key_prefix + "leader", "n1", ttl=0.3, lock_delay=0)
     runner = threading.Thread(target=election.run, args=(stop,))
     runner.start()
-    assert election.wait_for_leadership(5)
-    stop.set()
+    term = election.wait_for_leadership(5)
+    assert term is not None and not term.ended.is_set()
+    started = time.monotonic()
+    stop.set()  # cuts the blocking read at once: no thread polls the event
     runner.join(5)
-    assert not runner.is_alive()
+    assert not runner.is_alive() and time.monotonic() - started < 1
+    assert term.ended.is_set() and term.reason == "resigned"
     assert read_leader(client, key_prefix + "leader") is None
+    with pytest.raises(InvalidArgument, match="must be an elect_helpers.watch.CancelEvent"):
+        Election(client, key_prefix + "leader", "n1").run(threading.Event())
 
 
 def test_invalid_arguments() -> None:

@@ -1,8 +1,8 @@
-"""watch: Consul's blocking-query client rules, change-only yields, prompt stopping."""
+"""watch: Consul's blocking-query client rules, one timeout rule, cancelling by the caller's
+own event (no relay thread), wait_until's WaitTimeout."""
 
 from __future__ import annotations
 
-import queue
 import socket
 import threading
 import time
@@ -10,8 +10,14 @@ import time
 import pytest
 
 from elect_helpers.connection import consul_client
-from elect_helpers.errors import AgentUnreachable, InvalidArgument
-from elect_helpers.watch import Interrupted, KeyReader, KeyWatcher, next_index, watch_key
+from elect_helpers.errors import AgentUnreachable, Interrupted, InvalidArgument, WaitTimeout
+from elect_helpers.watch import (
+    BlockingReader,
+    CancelEvent,
+    kv_fetch,
+    next_index,
+    request_timeout,
+)
 
 
 def test_next_index_rules() -> None:
@@ -22,98 +28,79 @@ def test_next_index_rules() -> None:
     assert next_index(5, 5) == 5
 
 
-def collect(iterator, out: queue.Queue) -> threading.Thread:
-    def run() -> None:
-        for item in iterator:
-            out.put(item)
-        out.put("end")
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+def test_one_timeout_rule_covers_consuls_jitter() -> None:
+    assert request_timeout(0) == 5.0
+    assert request_timeout(32) == 32 + 2 + 5.0
 
 
-def test_yields_current_state_then_each_change(client, key_prefix) -> None:
+def test_a_blocking_read_returns_on_change(client, key_prefix) -> None:
     key = key_prefix + "k"
-    stop = threading.Event()
-    items: queue.Queue = queue.Queue()
-    thread = collect(watch_key(client, key, wait="30s", stop=stop), items)
-    index, entry = items.get(timeout=5)
-    assert entry is None and index >= 1
-    client.kv.put(key_prefix + "other", b"unrelated")  # moves the index of a missing key
-    client.kv.put(key, b"v1")
-    index1, entry = items.get(timeout=5)
-    assert entry["Value"] == b"v1" and index1 > index
-    client.kv.put(key, b"v1")  # idempotent write: no change
-    client.kv.put(key_prefix + "other", b"again")
-    client.kv.put(key, b"v2")
-    _, entry = items.get(timeout=5)
-    assert entry["Value"] == b"v2"
-    client.kv.delete(key)
-    _, entry = items.get(timeout=5)
-    assert entry is None
+    with BlockingReader(client) as reader:
+        index, entry = reader.read(kv_fetch(key), what="reading")
+        assert entry is None and index >= 1
+        threading.Timer(0.2, lambda: client.kv.put(key, b"v1")).start()
+        started = time.monotonic()
+        index1, entry = reader.read(kv_fetch(key), index, "30s", what="reading")
+        assert entry["Value"] == b"v1" and index1 > index
+        assert time.monotonic() - started < 5
+
+
+def test_the_callers_event_cuts_a_read_in_flight_without_a_relay_thread(
+    client, key_prefix
+) -> None:
+    cancel = CancelEvent()
+    reader = BlockingReader(client, cancel=cancel)
+    index, _ = reader.read(kv_fetch(key_prefix + "k"), what="reading")
+    threads = threading.active_count()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
     started = time.monotonic()
-    stop.set()
-    assert items.get(timeout=5) == "end"
-    thread.join(5)
-    assert time.monotonic() - started < 5  # well before the 30 s wait runs out
-    assert items.empty()
-
-
-def test_stop_cuts_a_query_in_flight(client, key_prefix) -> None:
-    client.kv.put(key_prefix + "k", b"x")
-    watcher = KeyWatcher(client, key_prefix + "k", wait="60s")
-    items: queue.Queue = queue.Queue()
-    collect(watcher, items)
-    items.get(timeout=5)  # the initial state; now it blocks for up to 60 s
-    time.sleep(0.1)
-    watcher.stop()
-    assert items.get(timeout=2) == "end"
-
-
-def test_reader_wake_and_close(client, key_prefix) -> None:
-    reader = KeyReader(client)
-    index, _ = reader.read(key_prefix + "k")
-    reader.wake()  # nothing in flight: the next read returns at once
-    with pytest.raises(Interrupted):
-        reader.read(key_prefix + "k", index, "30s")
-    threading.Timer(0.2, reader.wake).start()
-    with pytest.raises(Interrupted):
-        reader.read(key_prefix + "k", index, "30s")
-    assert reader.read(key_prefix + "k", index, "50ms")[0] == index  # usable after a wake
+    with pytest.raises(Interrupted, match="reading k was cancelled"):
+        reader.read(kv_fetch(key_prefix + "k"), index, "60s", what="reading k")
+    assert time.monotonic() - started < 2
+    timer.join()
+    assert threading.active_count() <= threads  # the reader started no thread of its own
+    with pytest.raises(Interrupted):  # while the event is set, reads refuse at once
+        reader.read(kv_fetch(key_prefix + "k"), what="reading k")
+    cancel.clear()
+    assert reader.read(kv_fetch(key_prefix + "k"), index, "50ms", what="r")[0] == index
     reader.close()
-    with pytest.raises(Interrupted):
-        reader.read(key_prefix + "k")
 
 
-def test_errors_raise_without_on_error() -> None:
+def test_wait_until_returns_the_answer_or_raises_wait_timeout(client, key_prefix) -> None:
+    key = key_prefix + "k"
+    threading.Timer(0.2, lambda: client.kv.put(key, b"go")).start()
+    with BlockingReader(client) as reader:
+        value = reader.wait_until(
+            kv_fetch(key), lambda e: e["Value"] if e else None, 5, what="waiting for k"
+        )
+        assert value == b"go"
+        started = time.monotonic()
+        with pytest.raises(WaitTimeout, match="k is still go") as info:
+            reader.wait_until(
+                kv_fetch(key),
+                lambda e: None,
+                0.3,
+                what="waiting",
+                on_timeout=lambda e: f"k is still {e['Value'].decode()}",
+            )
+        assert isinstance(info.value, TimeoutError)
+        assert 0.3 <= time.monotonic() - started < 2
+
+
+def test_errors_are_raised_with_the_address() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = consul_client(f"127.0.0.1:{sock.getsockname()[1]}")
-        with pytest.raises(AgentUnreachable, match="connection refused"):
-            next(iter(watch_key(dead, "k")))
-
-
-def test_errors_back_off_with_on_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = consul_client(f"127.0.0.1:{sock.getsockname()[1]}")
-        errors: list[Exception] = []
-        stop = threading.Event()
-        items: queue.Queue = queue.Queue()
-        collect(watch_key(dead, "k", stop=stop, on_error=errors.append), items)
-        time.sleep(1.0)
-        stop.set()
-        assert items.get(timeout=5) == "end"
-    # Back-off 0.1, 0.2, 0.4 s...: a handful of attempts in a second, not hundreds.
-    assert 2 <= len(errors) <= 6
-    assert all(isinstance(e, AgentUnreachable) for e in errors)
+        with BlockingReader(dead) as reader, pytest.raises(AgentUnreachable, match="refused"):
+            reader.read(kv_fetch("k"), what="reading k")
 
 
 def test_bad_arguments(client) -> None:
-    with pytest.raises(InvalidArgument, match="wait"):
-        KeyWatcher(client, "k", wait="0s")
-    with pytest.raises(InvalidArgument, match="wait 'abc' is not a duration"):
-        KeyWatcher(client, "k", wait="abc")
-    with pytest.raises(InvalidArgument, match="key"):
-        KeyWatcher(client, "/k")
+    with BlockingReader(client) as reader:
+        with pytest.raises(InvalidArgument, match="wait"):
+            reader.read(kv_fetch("k"), 5, "0s", what="r")
+        with pytest.raises(InvalidArgument, match="wait 'abc' is not a duration"):
+            reader.read(kv_fetch("k"), 5, "abc", what="r")
+    with pytest.raises(InvalidArgument, match="CancelEvent"):
+        BlockingReader(client, cancel=threading.Event())  # type: ignore[arg-type]
