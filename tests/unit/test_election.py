@@ -72,7 +72,7 @@ def test_run_blocks_until_the_callers_cancel_event(client, key_prefix, wait_unti
     assert not runner.is_alive() and time.monotonic() - started < 1
     assert term.ended.is_set() and term.reason == "resigned"
     assert read_leader(client, key_prefix + "leader") is None
-    with pytest.raises(InvalidArgument, match="must be an elect_helpers.watch.CancelEvent"):
+    with pytest.raises(InvalidArgument, match=r"must be an elect_helpers\.watch\.CancelEvent"):
         Election(client, key_prefix + "leader", "n1").run(threading.Event())
 
 

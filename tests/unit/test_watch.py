@@ -45,9 +45,7 @@ def test_a_blocking_read_returns_on_change(client, key_prefix) -> None:
         assert time.monotonic() - started < 5
 
 
-def test_the_callers_event_cuts_a_read_in_flight_without_a_relay_thread(
-    client, key_prefix
-) -> None:
+def test_the_callers_event_cuts_a_read_in_flight_without_a_relay_thread(client, key_prefix) -> None:
     cancel = CancelEvent()
     reader = BlockingReader(client, cancel=cancel)
     index, _ = reader.read(kv_fetch(key_prefix + "k"), what="reading")
