@@ -11,8 +11,15 @@ import time
 from collections.abc import Sequence
 
 from ..durations import DurationError, parse_duration
+from .client import ClientAgent, JoinError, client_banner
+from .gossip import (
+    DEFAULT_PROBE_INTERVAL_NS,
+    DEFAULT_PROBE_TIMEOUT_NS,
+    DEFAULT_SUSPICION_MULT,
+    GossipConfig,
+)
 from .server import DEFAULT_PORT, DevAgent
-from .state import CONSUL_VERSION
+from .state import CONSUL_VERSION, default_node_name
 
 LOG_LEVELS = {
     "trace": logging.DEBUG,
@@ -29,6 +36,14 @@ Embedded Consul-compatible dev agent: a Python stand-in for `consul agent -dev` 
 Consul's HTTP API (KV, sessions, agent services and checks, health, catalog, status) for this
 tutorial. Like `consul agent -dev`, all state lives in memory only: nothing is written to
 disk and everything is gone when the agent stops.
+
+With -join ADDRESS it starts a client agent of the datacenter of the dev agent whose HTTP API
+answers at ADDRESS (server or client): it serves the same API on its own port, runs the
+checks registered through it and forwards everything else to the server, which probes it and
+marks its node's serfHealth critical when it stops answering. The first agent stays the only
+server: a dev datacenter, without Raft. The -gossip-lan-* flags scale the failure detector's
+timings as Consul's gossip_lan { probe_interval = ... } block does (set them on the server,
+which probes; clients use them for their view of the server).
 """
 
 
@@ -65,6 +80,24 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
     return port
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def gossip_config(args: argparse.Namespace) -> GossipConfig:
+    """The gossip timings the flags ask for (argparse error text if they do not fit)."""
+    try:
+        return GossipConfig(
+            probe_interval_ns=parse_duration(args.probe_interval),
+            probe_timeout_ns=parse_duration(args.probe_timeout),
+            suspicion_mult=args.suspicion_mult,
+        )
+    except ValueError as error:
+        raise SystemExit(f"==> Invalid gossip settings: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +145,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="smallest session TTL accepted, like Consul's session_ttl_min (default 10s)",
     )
     parser.add_argument(
+        "-join",
+        "--join",
+        dest="join",
+        default=None,
+        help="start a client agent joining the dev agent whose HTTP API answers here (host:port)",
+    )
+    parser.add_argument(
+        "-serf-lan-port",
+        "--serf-lan-port",
+        dest="serf_lan_port",
+        type=_port,
+        default=0,
+        help="a client agent's gossip port (default 0: any free port; Consul's is 8301)",
+    )
+    parser.add_argument(
+        "-gossip-lan-probe-interval",
+        "--gossip-lan-probe-interval",
+        dest="probe_interval",
+        type=_duration,
+        default=f"{DEFAULT_PROBE_INTERVAL_NS // 1_000_000}ms",
+        help="gossip_lan probe_interval (default 1s, memberlist's LAN value)",
+    )
+    parser.add_argument(
+        "-gossip-lan-probe-timeout",
+        "--gossip-lan-probe-timeout",
+        dest="probe_timeout",
+        type=_duration,
+        default=f"{DEFAULT_PROBE_TIMEOUT_NS // 1_000_000}ms",
+        help="gossip_lan probe_timeout (default 500ms)",
+    )
+    parser.add_argument(
+        "-gossip-lan-suspicion-mult",
+        "--gossip-lan-suspicion-mult",
+        dest="suspicion_mult",
+        type=_positive_int,
+        default=DEFAULT_SUSPICION_MULT,
+        help="gossip_lan suspicion_mult (default 4)",
+    )
+    parser.add_argument(
         "-log-level",
         "--log-level",
         dest="log_level",
@@ -146,13 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger("elect_helpers")
     root.addHandler(handler)
     root.setLevel(LOG_LEVELS[args.log_level])
-    agent = DevAgent(
-        port=args.http_port,
-        host=args.client,
-        session_ttl_min=args.session_ttl_min,
-        node_name=args.node,
-        datacenter=args.datacenter,
-    )
+    gossip = gossip_config(args)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
@@ -160,6 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    if args.join:
+        return run_client(args, gossip, stop)
+    agent = DevAgent(
+        port=args.http_port,
+        host=args.client,
+        session_ttl_min=args.session_ttl_min,
+        node_name=args.node,
+        datacenter=args.datacenter,
+        gossip=gossip,
+    )
     try:
         agent.start()
     except OSError as error:
@@ -170,4 +246,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     print("==> Caught signal, shutting down the embedded dev agent", flush=True)
     agent.stop()
+    return 0
+
+
+def run_client(args: argparse.Namespace, gossip: GossipConfig, stop: threading.Event) -> int:
+    """Run a client agent until SIGINT/SIGTERM or ``PUT /v1/agent/leave``.
+
+    Both signals make it leave gracefully first, as Consul's ``leave_on_terminate`` does by
+    default for client agents, so the server deregisters its node at once.
+    """
+    client = ClientAgent(
+        join=args.join,
+        node_name=args.node or default_node_name(),
+        port=args.http_port,
+        host=args.client,
+        serf_port=args.serf_lan_port,
+        gossip=gossip,
+    )
+    try:
+        client.start()
+    except JoinError as error:
+        print(f"==> {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"==> Error starting agent: {error.strerror or error}", file=sys.stderr)
+        return 1
+    print(client_banner(client), flush=True)
+    while not stop.wait(0.5):
+        if client.left.is_set():
+            break
+    if not client.left.is_set():
+        print("==> Caught signal, leaving the datacenter (leave_on_terminate)", flush=True)
+        client.leave()
+    client.stop()
     return 0

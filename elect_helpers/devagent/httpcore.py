@@ -201,13 +201,19 @@ class Router:
         self._subtrees: list[Route] = []
 
     def add(self, pattern: str, methods: tuple[str, ...], handler: Handler) -> None:
-        """Register ``handler`` for ``pattern`` and ``methods``."""
+        """Register ``handler`` for ``pattern`` and ``methods`` (replacing an earlier one)."""
         route = Route(pattern, methods, handler)
         if pattern.endswith("/"):
+            self._subtrees = [r for r in self._subtrees if r.pattern != pattern]
             self._subtrees.append(route)
             self._subtrees.sort(key=lambda r: len(r.pattern), reverse=True)
         else:
             self._exact[pattern] = route
+
+    def routes(self) -> list[tuple[str, tuple[str, ...], Handler]]:
+        """Every registered (pattern, methods, handler), exact patterns first."""
+        routes = [*self._exact.values(), *self._subtrees]
+        return [(r.pattern, r.methods, r.handler) for r in routes]
 
     def match(self, path: str) -> Route | None:
         """The route for ``path`` (longest pattern wins), or None."""

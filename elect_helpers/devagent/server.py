@@ -10,6 +10,8 @@ from types import TracebackType
 from ..durations import SECOND, parse_duration
 from .api_common import ApiContext
 from .blocking import Parker
+from .datacenter import Datacenter
+from .gossip import GossipConfig
 from .httpcore import HTTPService, Router
 from .httpserver import DevHTTPServer
 from .routes import build_router
@@ -51,8 +53,11 @@ class DevAgent:
         session_ttl_min: str | float = "10s",
         node_name: str | None = None,
         datacenter: str = "dc1",
+        gossip: GossipConfig | None = None,
     ) -> None:
         self.host = host
+        self.gossip = gossip or GossipConfig()
+        self.datacenter_members: Datacenter | None = None
         self.requested_port = port
         self.session_ttl_min_ns = duration_ns(session_ttl_min)
         if self.session_ttl_min_ns <= 0:
@@ -112,6 +117,10 @@ class DevAgent:
             ) from None
         api = ApiContext(state)
         service.router = build_router(api, server.server_address[1], self.host)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        members = Datacenter(state, self.gossip, f"{host}:{server.server_address[1]}")
+        members.add_routes(service.router)
+        self.datacenter_members = members
         if not is_loopback(self.host):
             log.warning(
                 "the embedded dev agent listens on %s, beyond loopback: anyone who can reach "
@@ -138,6 +147,8 @@ class DevAgent:
             return
         server.shutdown()
         server.server_close()
+        if self.datacenter_members is not None:
+            self.datacenter_members.close()
         state.close()
         server.parker.stop()
         server.close_connections()
