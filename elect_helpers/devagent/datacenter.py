@@ -42,7 +42,8 @@ from .errors import Failure, InvalidInput, go_quote
 from .gossip import Change, GossipConfig, Member, MemberTable, Status
 from .httpcore import JSON_TYPE, Request, Response, Router
 from .pingwire import ping
-from .state import CONSUL_VERSION, SERF_LAN_PORT, SERVER_PORT, DevState
+from .startup import SERVER_PORT
+from .state import CONSUL_VERSION, SERF_LAN_PORT, DevState
 
 log = logging.getLogger("elect_helpers.devagent")
 
