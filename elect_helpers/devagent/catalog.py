@@ -48,14 +48,15 @@ CONSUL_SERVICE = "consul"
 
 @dataclass
 class Node:
-    """A catalog node (``structs.Node``)."""
+    """A catalog node (``structs.Node``); ``None`` maps are encoded as ``null``, as Go encodes
+    the nil map of a node registered through ``/v1/catalog/register`` without them."""
 
     id: str
     name: str
     address: str
     datacenter: str
-    tagged_addresses: dict[str, str] = field(default_factory=dict)
-    meta: dict[str, str] = field(default_factory=dict)
+    tagged_addresses: dict[str, str] | None = field(default_factory=dict)
+    meta: dict[str, str] | None = field(default_factory=dict)
     create_index: int = 0
     modify_index: int = 0
 
@@ -254,6 +255,19 @@ class Catalog:
 
     def _sorted_checks(self) -> list[HealthCheck]:
         return [c for _, c in sorted(self._checks.items())]
+
+    def all_nodes(self) -> list[Node]:
+        """Copies of every node, by name."""
+        return [replace(n) for _, n in sorted(self._nodes.items())]
+
+    def node_with_id(self, node_id: str) -> Node | None:
+        """The node whose ID is ``node_id`` (ignoring case, as Consul's UUID index), or None."""
+        wanted = node_id.lower()
+        return next((n for n in self._nodes.values() if n.id.lower() == wanted), None)
+
+    def service_on(self, node: str, service_id: str) -> Service | None:
+        """The instance ``service_id`` on ``node``, or None."""
+        return self._services.get(_key(node, service_id))
 
     def services_of(self, node: str) -> list[Service]:
         """Copies of the services on ``node``, by ID."""

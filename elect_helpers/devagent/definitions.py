@@ -122,6 +122,95 @@ SESSION = Schema(
 
 CHECK_UPDATE = Schema("checkUpdate", [Field("Status", "str"), Field("Output", "str")])
 
+RAFT_INDEX_FIELDS = [Field("CreateIndex", "uint"), Field("ModifyIndex", "uint")]
+
+NODE_SERVICE = Schema(
+    "NodeService",
+    [
+        Field("Kind", "str"),
+        Field("ID", "str"),
+        Field("Service", "str"),
+        Field("Tags", "strs"),
+        Field("Address", "str"),
+        Field("TaggedAddresses", "any"),
+        Field("Meta", "strmap"),
+        Field("Port", "int"),
+        Field("SocketPath", "str"),
+        Field("Weights", "obj", WEIGHTS),
+        Field("EnableTagOverride", "bool"),
+        Field("Proxy", "any"),
+        Field("Connect", "any"),
+        Field("PeerName", "str"),
+        Field("LocallyRegisteredAsSidecar", "bool"),
+        Field("Locality", "obj", LOCALITY),
+        *RAFT_INDEX_FIELDS,
+    ],
+)
+
+HEALTH_CHECK_DEFINITION = Schema(
+    "HealthCheckDefinition",
+    [
+        f
+        for f in CHECK_TYPE_FIELDS
+        if f.name not in ("CheckID", "Name", "Status", "Notes", "ServiceID", "SuccessBeforePassing")
+        and not f.name.startswith(("Failures", "Proxy"))
+    ],
+)
+
+HEALTH_CHECK = Schema(
+    "HealthCheck",
+    [
+        Field("Node", "str"),
+        Field("CheckID", "str"),
+        Field("Name", "str"),
+        Field("Status", "str"),
+        Field("Notes", "str"),
+        Field("Output", "str"),
+        Field("ServiceID", "str"),
+        Field("ServiceName", "str"),
+        Field("ServiceTags", "strs"),
+        Field("Type", "str"),
+        Field("Interval", "str"),
+        Field("Timeout", "str"),
+        Field("ExposedPort", "int"),
+        Field("Definition", "obj", HEALTH_CHECK_DEFINITION),
+        Field("PeerName", "str"),
+        *RAFT_INDEX_FIELDS,
+    ],
+)
+
+REGISTER_REQUEST = Schema(
+    "RegisterRequest",
+    [
+        Field("Datacenter", "str"),
+        Field("ID", "str"),
+        Field("Node", "str"),
+        Field("Address", "str"),
+        Field("TaggedAddresses", "strmap"),
+        Field("NodeMeta", "strmap"),
+        Field("Service", "obj", NODE_SERVICE),
+        Field("Check", "obj", HEALTH_CHECK),
+        Field("Checks", "objs", HEALTH_CHECK),
+        Field("SkipNodeUpdate", "bool"),
+        Field("PeerName", "str"),
+        Field("Locality", "obj", LOCALITY),
+        Field("Token", "str"),
+        *RAFT_INDEX_FIELDS,
+    ],
+)
+
+DEREGISTER_REQUEST = Schema(
+    "DeregisterRequest",
+    [
+        Field("Datacenter", "str"),
+        Field("Node", "str"),
+        Field("ServiceID", "str"),
+        Field("CheckID", "str"),
+        Field("PeerName", "str"),
+        Field("Token", "str"),
+    ],
+)
+
 _META_KEY = re.compile(r"^[a-zA-Z0-9_-]+$")
 META_MAX_PAIRS = 64
 META_KEY_MAX = 128
@@ -156,12 +245,10 @@ def check_spec(fields: dict[str, Any]) -> CheckSpec:
     )
 
 
-def _validate_meta(meta: dict[str, str]) -> None:
+def meta_problem(meta: dict[str, str]) -> str | None:
+    """``structs.ValidateServiceMetadata``'s error text for ``meta``, or None when valid."""
     if len(meta) > META_MAX_PAIRS:
-        raise InvalidInput(
-            f"Invalid Service Meta: Node metadata cannot contain more than {META_MAX_PAIRS} "
-            "key/value pairs"
-        )
+        return f"Node metadata cannot contain more than {META_MAX_PAIRS} key/value pairs"
     for key, value in meta.items():
         problem = None
         if len(key) > META_KEY_MAX:
@@ -173,12 +260,18 @@ def _validate_meta(meta: dict[str, str]) -> None:
         elif len(value) > META_VALUE_MAX:
             problem = f"Value is too long (limit: {META_VALUE_MAX} characters)"
         if problem:
-            raise InvalidInput(
-                f"Invalid Service Meta: Couldn't load metadata pair ('{key}', '{value}'): {problem}"
-            )
+            return f"Couldn't load metadata pair ('{key}', '{value}'): {problem}"
+    return None
 
 
-def _is_any_address(address: str) -> bool:
+def _validate_meta(meta: dict[str, str]) -> None:
+    problem = meta_problem(meta)
+    if problem:
+        raise InvalidInput(f"Invalid Service Meta: {problem}")
+
+
+def is_any_address(address: str) -> bool:
+    """Whether ``address`` is an unspecified IP (``0.0.0.0``, ``::``), Consul's ``ipaddr.IsAny``."""
     try:
         return ipaddress.ip_address(address.strip("[]")).is_unspecified
     except ValueError:
@@ -198,7 +291,7 @@ def build_service(
     if not name:
         raise InvalidInput("Missing service name")
     address = fields.get("Address", "")
-    if _is_any_address(address):
+    if is_any_address(address):
         raise InvalidInput("Invalid service address")
     weights = fields.get("Weights")
     if weights is not None:

@@ -48,6 +48,11 @@ def session(s: Session) -> dict[str, Any]:
     return out
 
 
+def _map_or_null(value: dict[str, str] | None) -> dict[str, str] | None:
+    """A Go map field: a copy, or ``null`` for a nil map."""
+    return None if value is None else dict(value)
+
+
 def node(n: Node) -> dict[str, Any]:
     """``structs.Node``."""
     return {
@@ -55,8 +60,8 @@ def node(n: Node) -> dict[str, Any]:
         "Node": n.name,
         "Address": n.address,
         "Datacenter": n.datacenter,
-        "TaggedAddresses": dict(n.tagged_addresses),
-        "Meta": dict(n.meta),
+        "TaggedAddresses": _map_or_null(n.tagged_addresses),
+        "Meta": _map_or_null(n.meta),
         "CreateIndex": n.create_index,
         "ModifyIndex": n.modify_index,
     }
@@ -145,8 +150,8 @@ def service_node(n: Node, s: Service) -> dict[str, Any]:
         "Node": n.name,
         "Address": n.address,
         "Datacenter": n.datacenter,
-        "TaggedAddresses": dict(n.tagged_addresses),
-        "NodeMeta": dict(n.meta),
+        "TaggedAddresses": _map_or_null(n.tagged_addresses),
+        "NodeMeta": _map_or_null(n.meta),
         "ServiceKind": s.kind,
         "ServiceID": s.id,
         "ServiceName": s.service,

@@ -7,6 +7,7 @@ tutorial and python-consul2 use.
 from __future__ import annotations
 
 from .api_agent import AgentEndpoint
+from .api_catalog import CatalogWriteEndpoint
 from .api_common import ApiContext
 from .api_health import HealthCatalogEndpoint
 from .api_kv import KVEndpoint
@@ -23,6 +24,7 @@ def build_router(api: ApiContext, http_port: int, client_addr: str) -> Router:
     sessions = SessionEndpoint(api)
     agent = AgentEndpoint(api, http_port, client_addr)
     reads = HealthCatalogEndpoint(api)
+    catalog = CatalogWriteEndpoint(api)
     router = Router()
     table = [
         ("/v1/kv/", ("GET", "PUT", "DELETE"), kv.handle),
@@ -48,6 +50,9 @@ def build_router(api: ApiContext, http_port: int, client_addr: str) -> Router:
         ("/v1/health/checks/", GET, reads.health_checks),
         ("/v1/health/node/", GET, reads.health_node),
         ("/v1/health/state/", GET, reads.health_state),
+        ("/v1/catalog/register", PUT, catalog.register),
+        ("/v1/catalog/deregister", PUT, catalog.deregister),
+        ("/v1/catalog/datacenters", GET, catalog.datacenters),
         ("/v1/catalog/services", GET, reads.catalog_services),
         ("/v1/catalog/service/", GET, reads.catalog_service),
         ("/v1/catalog/nodes", GET, reads.catalog_nodes),
