@@ -22,6 +22,7 @@ from .definitions import (
     build_service,
 )
 from .errors import InvalidInput
+from .gossip import DEV_GOSSIP_INTERVAL, GOSSIP_NODES, RETRANSMIT_MULT
 from .httpcore import BodyTooLarge, Request, Response
 from .startup import SERVER_PORT
 from .state import CONSUL_VERSION, SERF_LAN_PORT
@@ -115,6 +116,12 @@ class AgentEndpoint:
                 "SessionTTLMin": format_duration(state.session_ttl_min_ns),
                 "KVMaxValueSize": 524288,
                 "CheckUpdateInterval": "5m0s",
+                "GossipLANGossipInterval": DEV_GOSSIP_INTERVAL,
+                "GossipLANGossipNodes": GOSSIP_NODES,
+                "GossipLANProbeInterval": format_duration(state.gossip.probe_interval_ns),
+                "GossipLANProbeTimeout": format_duration(state.gossip.probe_timeout_ns),
+                "GossipLANRetransmitMult": RETRANSMIT_MULT,
+                "GossipLANSuspicionMult": state.gossip.suspicion_mult,
                 "ACLsEnabled": False,
                 "EnableRemoteScriptChecks": False,
                 "DataDir": "",

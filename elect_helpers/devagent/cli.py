@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from ..durations import DurationError, parse_duration
 from .client import ClientAgent, JoinError, client_banner
 from .gossip import (
-    DEFAULT_PROBE_INTERVAL_NS,
-    DEFAULT_PROBE_TIMEOUT_NS,
-    DEFAULT_SUSPICION_MULT,
+    DEV_PROBE_INTERVAL_NS,
+    DEV_PROBE_TIMEOUT_NS,
+    DEV_SUSPICION_MULT,
     GossipConfig,
 )
 from .server import DEFAULT_PORT, DevAgent
@@ -160,28 +160,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="a client agent's gossip port (default 0: any free port; Consul's is 8301)",
     )
     parser.add_argument(
+        "-advertise-serf-lan",
+        "--advertise-serf-lan",
+        dest="advertise_serf_lan",
+        default=None,
+        help="host:port the server should probe this client at (default: its own gossip "
+        "port), as Consul's advertise_addrs { serf_lan = ... }; e.g. a proxy's address",
+    )
+    parser.add_argument(
         "-gossip-lan-probe-interval",
         "--gossip-lan-probe-interval",
         dest="probe_interval",
         type=_duration,
-        default=f"{DEFAULT_PROBE_INTERVAL_NS // 1_000_000}ms",
-        help="gossip_lan probe_interval (default 1s, memberlist's LAN value)",
+        default=f"{DEV_PROBE_INTERVAL_NS // 1_000_000}ms",
+        help="gossip_lan probe_interval (default 100ms as consul agent -dev; a production "
+        "agent's is 1s)",
     )
     parser.add_argument(
         "-gossip-lan-probe-timeout",
         "--gossip-lan-probe-timeout",
         dest="probe_timeout",
         type=_duration,
-        default=f"{DEFAULT_PROBE_TIMEOUT_NS // 1_000_000}ms",
-        help="gossip_lan probe_timeout (default 500ms)",
+        default=f"{DEV_PROBE_TIMEOUT_NS // 1_000_000}ms",
+        help="gossip_lan probe_timeout (default 100ms as -dev; production 500ms)",
     )
     parser.add_argument(
         "-gossip-lan-suspicion-mult",
         "--gossip-lan-suspicion-mult",
         dest="suspicion_mult",
         type=_positive_int,
-        default=DEFAULT_SUSPICION_MULT,
-        help="gossip_lan suspicion_mult (default 4)",
+        default=DEV_SUSPICION_MULT,
+        help="gossip_lan suspicion_mult (default 3 as -dev; production 4)",
     )
     parser.add_argument(
         "-log-level",
@@ -255,17 +264,18 @@ def run_client(args: argparse.Namespace, gossip: GossipConfig, stop: threading.E
     Both signals make it leave gracefully first, as Consul's ``leave_on_terminate`` does by
     default for client agents, so the server deregisters its node at once.
     """
-    client = ClientAgent(
-        join=args.join,
-        node_name=args.node or default_node_name(),
-        port=args.http_port,
-        host=args.client,
-        serf_port=args.serf_lan_port,
-        gossip=gossip,
-    )
     try:
+        client = ClientAgent(
+            join=args.join,
+            node_name=args.node or default_node_name(),
+            port=args.http_port,
+            host=args.client,
+            serf_port=args.serf_lan_port,
+            gossip=gossip,
+            advertise_serf=args.advertise_serf_lan,
+        )
         client.start()
-    except JoinError as error:
+    except (JoinError, ValueError) as error:
         print(f"==> {error}", file=sys.stderr)
         return 1
     except OSError as error:

@@ -33,7 +33,7 @@ from .api_common import ApiContext
 from .blocking import Parker
 from .catalog import CHECKS, SERF_CHECK_ID, SERVICES
 from .datacenter import LEAVE_PATH, SERVER_PATH, SYNC_PATH, client_tags, record_json
-from .gossip import GossipConfig, Status
+from .gossip import DEV_GOSSIP, GossipConfig, Status
 from .httpcore import JSON_TYPE, PLAIN, HTTPService, Request, Response, Router
 from .httpserver import DevHTTPServer
 from .pingwire import PingListener
@@ -184,12 +184,14 @@ class ClientAgent:
         host: str = "127.0.0.1",
         serf_port: int = 0,
         gossip: GossipConfig | None = None,
+        advertise_serf: str | None = None,
     ) -> None:
         self.join_address = join
+        self.advertise_serf = split_address(advertise_serf) if advertise_serf else None
         self.host = host
         self.requested_port = port
         self.requested_serf_port = serf_port
-        self.config = gossip or GossipConfig()
+        self.config = gossip or DEV_GOSSIP
         self._node_name = node_name
         self.server: ServerLocation | None = None
         self.state: DevState | None = None
@@ -240,7 +242,9 @@ class ClientAgent:
     def start(self) -> ClientAgent:
         """Find the server, open the ports, join (raises :class:`JoinError`), start syncing."""
         self.server = locate_server(self.join_address)
-        state = DevState(node_name=self._node_name, datacenter=self.server.datacenter)
+        state = DevState(
+            node_name=self._node_name, datacenter=self.server.datacenter, gossip=self.config
+        )
         self.state = state
         self._ping = PingListener((self.host, self.requested_serf_port), self._answer_ping)
         service = HTTPService(Router(), {"X-Consul-Default-ACL-Policy": "allow"})
@@ -332,7 +336,7 @@ class ClientAgent:
             },
             "Services": [record_json(s) for s in services if s.id != "consul"],
             "Checks": [record_json(c) for c in checks],
-            "Serf": [self.host, self._ping.port],
+            "Serf": list(self.advertise_serf or (self.host, self._ping.port)),
             "HTTP": self.address if self._http is not None else "",
         }
 

@@ -15,6 +15,11 @@ pool (``DefaultLANConfig``; Consul's ``gossip_lan`` block overrides them):
   is ``min`` from the start) - memberlist's ``suspicionTimeout`` and ``suspicion.go``;
 * a suspect or failed member that answers again refutes the suspicion and is alive.
 
+``consul agent -dev`` does not use those LAN defaults: its ``DevSource`` sets
+``gossip_lan { gossip_interval = "100ms", probe_interval = "100ms", probe_timeout = "100ms",
+suspicion_mult = 3 }`` (agent/config/default.go).  :data:`DEV_GOSSIP` is that, and is what the
+embedded agent uses unless told otherwise; :data:`LAN_GOSSIP` is a production agent's.
+
 What differs from memberlist (the dev datacenter has one prober, the server): the server
 probes every member each interval (memberlist's members each probe one other member per
 interval, so every member is probed about once per interval by someone), and each further
@@ -37,6 +42,12 @@ DEFAULT_PROBE_TIMEOUT_NS = 500 * MILLISECOND
 DEFAULT_SUSPICION_MULT = 4
 DEFAULT_SUSPICION_MAX_TIMEOUT_MULT = 6
 PUSH_PULL_PER_PROBE = 30  # memberlist LAN: push/pull every 30 s, probes every 1 s
+DEV_PROBE_INTERVAL_NS = 100 * MILLISECOND
+DEV_PROBE_TIMEOUT_NS = 100 * MILLISECOND
+DEV_SUSPICION_MULT = 3
+DEV_GOSSIP_INTERVAL = "100ms"  # shown in /v1/agent/self; the dev datacenter gossips nothing else
+GOSSIP_NODES = 3
+RETRANSMIT_MULT = 4
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,14 @@ class GossipConfig:
         """
         low = self.probe_interval_ns + self.suspicion_min_ns(members)
         return low, low + self.probe_interval_ns
+
+
+LAN_GOSSIP = GossipConfig()
+DEV_GOSSIP = GossipConfig(
+    probe_interval_ns=DEV_PROBE_INTERVAL_NS,
+    probe_timeout_ns=DEV_PROBE_TIMEOUT_NS,
+    suspicion_mult=DEV_SUSPICION_MULT,
+)
 
 
 def suspicion_timeout_ns(config: GossipConfig, members: int, confirmations: int) -> int:

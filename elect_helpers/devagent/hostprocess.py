@@ -13,12 +13,8 @@ import os
 import signal
 
 from ..durations import format_duration
-from .gossip import GossipConfig
+from .gossip import DEV_GOSSIP, GossipConfig
 from .process import DevAgentProcess
-
-DEMO_GOSSIP = GossipConfig(
-    probe_interval_ns=100_000_000, probe_timeout_ns=50_000_000, suspicion_mult=4
-)
 
 
 def gossip_flags(config: GossipConfig) -> list[str]:
@@ -61,7 +57,7 @@ class ServerAgentProcess(_Signals, DevAgentProcess):
 
     def __init__(self, gossip: GossipConfig | None = None, **kwargs: object) -> None:
         super().__init__(port=0, **kwargs)  # type: ignore[arg-type]
-        self.gossip = gossip or GossipConfig()
+        self.gossip = gossip or DEV_GOSSIP
 
     def command(self) -> list[str]:
         """The server's command line with its gossip flags."""
@@ -76,12 +72,15 @@ class ClientAgentProcess(_Signals, DevAgentProcess):
         join: str,
         node_name: str,
         gossip: GossipConfig | None = None,
+        advertise_serf: str | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(port=0, node_name=node_name, **kwargs)  # type: ignore[arg-type]
         self.join = join
-        self.gossip = gossip or GossipConfig()
+        self.advertise_serf = advertise_serf
+        self.gossip = gossip or DEV_GOSSIP
 
     def command(self) -> list[str]:
         """``python -m elect_helpers.devagent -join ... -node ...`` with the gossip flags."""
-        return [*super().command(), "-join", self.join, *gossip_flags(self.gossip)]
+        extra = ["-advertise-serf-lan", self.advertise_serf] if self.advertise_serf else []
+        return [*super().command(), "-join", self.join, *gossip_flags(self.gossip), *extra]

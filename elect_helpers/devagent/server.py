@@ -11,7 +11,7 @@ from ..durations import SECOND, parse_duration
 from .api_common import ApiContext
 from .blocking import Parker
 from .datacenter import Datacenter
-from .gossip import GossipConfig
+from .gossip import DEV_GOSSIP, GossipConfig
 from .httpcore import HTTPService, Router
 from .httpserver import DevHTTPServer
 from .routes import build_router
@@ -56,7 +56,7 @@ class DevAgent:
         gossip: GossipConfig | None = None,
     ) -> None:
         self.host = host
-        self.gossip = gossip or GossipConfig()
+        self.gossip = gossip or DEV_GOSSIP
         self.datacenter_members: Datacenter | None = None
         self.requested_port = port
         self.session_ttl_min_ns = duration_ns(session_ttl_min)
@@ -101,6 +101,7 @@ class DevAgent:
             node_name=self._node_name,
             datacenter=self.datacenter,
             session_ttl_min_ns=self.session_ttl_min_ns,
+            gossip=self.gossip,
         )
         try:
             service = HTTPService(Router(), {"X-Consul-Default-ACL-Policy": "allow"})

@@ -20,6 +20,7 @@ from .catalog import (
     Catalog,
 )
 from .errors import Failure, go_quote
+from .gossip import DEV_GOSSIP, GossipConfig
 from .kv import KVTable
 from .local import CHECK_UPDATE_INTERVAL_NS, LocalAgent
 from .sessions import DELETE, RELEASE, Session, SessionTable
@@ -54,8 +55,10 @@ class DevState:
         rng: random.Random | None = None,
         check_update_interval_ns: int = CHECK_UPDATE_INTERVAL_NS,
         start_check_runners: bool = True,
+        gossip: GossipConfig = DEV_GOSSIP,
     ) -> None:
         self.node_name = node_name or default_node_name()
+        self.gossip = gossip
         self.datacenter = datacenter
         self.session_ttl_min_ns = session_ttl_min_ns
         self.node_id = str(uuid.uuid4())

@@ -1,8 +1,8 @@
 """Fixtures for the multi-agent (datacenter) suite.
 
 By default the suite builds its own dev datacenter: one embedded server in this process and
-client agents as child processes, all with the demo gossip scale (probe interval 100 ms), so a
-silent client is declared failed within about 0.6 s.  With
+client agents as child processes, all with ``consul agent -dev``'s gossip timings (probe
+interval 100 ms, suspicion_mult 3), so a silent client is declared failed within 0.5 s.  With
 ``CONSUL_DATACENTER_ADDRS=http://server:8500,http://client1:8500,http://client2:8500`` the
 address-only tests run against that datacenter instead (a real Consul server and two joined
 clients); the tests that signal processes need the embedded datacenter and say so.
@@ -19,7 +19,8 @@ import pytest
 from conformance.support import Api, normalise_address, wait_for
 
 from elect_helpers.devagent import DevAgent
-from elect_helpers.devagent.hostprocess import DEMO_GOSSIP, ClientAgentProcess
+from elect_helpers.devagent.gossip import DEV_GOSSIP
+from elect_helpers.devagent.hostprocess import ClientAgentProcess
 
 ADDRESSES_VARIABLE = "CONSUL_DATACENTER_ADDRS"
 
@@ -53,7 +54,7 @@ def node_of(api: Api) -> str:
 
 def start_client(join: str, name: str) -> Agent:
     """A client agent process joined through ``join``, once its node is in the catalog."""
-    process = ClientAgentProcess(join=join, node_name=name, gossip=DEMO_GOSSIP, log_level="warn")
+    process = ClientAgentProcess(join=join, node_name=name, gossip=DEV_GOSSIP, log_level="warn")
     process.start()
     agent = Agent(Api(process.url or ""), name, process)
     wait_for(lambda: serf_status(agent.api, name) == "passing", timeout=10, interval=0.05,
@@ -79,7 +80,7 @@ def datacenter() -> Iterator[Datacenter]:
         agents = [Agent(api, node_of(api)) for api in apis]
         yield Datacenter(agents[0], agents[1:], embedded=False)
         return
-    with DevAgent(port=0, session_ttl_min="1s", gossip=DEMO_GOSSIP) as server:
+    with DevAgent(port=0, session_ttl_min="1s", gossip=DEV_GOSSIP) as server:
         suffix = uuid.uuid4().hex[:6]
         clients = [start_client(server.address, f"client{i}-{suffix}") for i in (1, 2)]
         try:
