@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..durations import format_duration
-from . import render
+from . import maintenance, render
 from .api_common import ApiContext, json_prefix
 from .catalog import CRITICAL, PASSING, STATUSES, WARNING
 from .decode import DecodeError, Schema, decode_struct, parse_body
@@ -21,13 +21,15 @@ from .definitions import (
     build_check,
     build_service,
 )
-from .errors import InvalidInput
+from .errors import InvalidInput, go_quote
 from .gossip import DEV_GOSSIP_INTERVAL, GOSSIP_NODES, RETRANSMIT_MULT
 from .httpcore import BodyTooLarge, Request, Response
 from .startup import SERVER_PORT
 from .state import CONSUL_VERSION, SERF_LAN_PORT
 
 BUILD_DATE = "2024-10-14T19:44:41Z"
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 LEADER_ADDR = f"127.0.0.1:{SERVER_PORT}"
 
 
@@ -212,6 +214,44 @@ class AgentEndpoint:
         """``PUT /v1/agent/service/deregister/<id>``."""
         service_id = request.path[len("/v1/agent/service/deregister/") :]
         self.api.state.local.remove_service(service_id)
+        return Response(200)
+
+    # ----- maintenance ------------------------------------------------------------------
+
+    @staticmethod
+    def _enable_flag(request: Request) -> bool:
+        """``?enable``: required, and parsed as Go's ``strconv.ParseBool``."""
+        if not request.has("enable"):
+            raise InvalidInput("Missing value for enable")
+        raw = request.get("enable")
+        if raw in GO_TRUE:
+            return True
+        if raw in GO_FALSE:
+            return False
+        raise InvalidInput(f"Invalid value for enable: {go_quote(raw)}")
+
+    def node_maintenance(self, request: Request) -> Response:
+        """``PUT /v1/agent/maintenance?enable=&reason=`` (``AgentNodeMaintenance``)."""
+        state = self.api.state
+        if self._enable_flag(request):
+            maintenance.enable_node(state.local, state.node_name, request.get("reason"))
+        else:
+            maintenance.disable_node(state.local)
+        return Response(200)
+
+    def service_maintenance(self, request: Request) -> Response:
+        """``PUT /v1/agent/service/maintenance/<id>?enable=&reason=``."""
+        service_id = request.path[len("/v1/agent/service/maintenance/") :]
+        if not service_id:
+            raise InvalidInput("Missing service ID")
+        enable = self._enable_flag(request)
+        state = self.api.state
+        if enable:
+            maintenance.enable_service(
+                state.local, state.node_name, service_id, request.get("reason")
+            )
+        else:
+            maintenance.disable_service(state.local, service_id)
         return Response(200)
 
     # ----- checks -----------------------------------------------------------------------

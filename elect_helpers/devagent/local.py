@@ -124,8 +124,10 @@ class LocalAgent:
                     self._drop_check(txn, cid)
                 self._catalog.delete_service(txn, self.node_name, service_id)
 
-    def add_check(self, check: HealthCheck, spec: CheckSpec) -> None:
-        """Register a standalone (or service-attached) check; ``ServiceID`` must exist."""
+    def add_check(self, check: HealthCheck, spec: CheckSpec | None) -> None:
+        """Register a standalone (or service-attached) check; ``ServiceID`` must exist.
+
+        ``spec`` None is a check nothing runs (a maintenance check): its status stays."""
         with self._store.lock:
             if check.service_id:
                 service = self._services.get(check.service_id)
@@ -146,14 +148,14 @@ class LocalAgent:
                 self._drop_check(txn, check_id)
 
     @staticmethod
-    def _refuse_scripts(spec: CheckSpec) -> None:
-        if spec.is_script():
+    def _refuse_scripts(spec: CheckSpec | None) -> None:
+        if spec is not None and spec.is_script():
             raise Failure(
                 "Scripts are disabled on this agent from remote calls; to enable, configure "
                 "'enable_script_checks' to true"
             )
 
-    def _put_check(self, txn: WriteTxn, check: HealthCheck, spec: CheckSpec) -> None:
+    def _put_check(self, txn: WriteTxn, check: HealthCheck, spec: CheckSpec | None) -> None:
         previous = self._checks.pop(check.check_id, None)
         if previous is not None:
             check.status, check.output = previous.check.status, previous.check.output

@@ -40,6 +40,8 @@ def build_router(api: ApiContext, http_port: int, client_addr: str) -> Router:
         ("/v1/agent/checks", GET, agent.checks),
         ("/v1/agent/service/register", PUT, agent.register_service),
         ("/v1/agent/service/deregister/", PUT, agent.deregister_service),
+        ("/v1/agent/maintenance", PUT, agent.node_maintenance),
+        ("/v1/agent/service/maintenance/", PUT, agent.service_maintenance),
         ("/v1/agent/check/register", PUT, agent.register_check),
         ("/v1/agent/check/deregister/", PUT, agent.deregister_check),
         ("/v1/agent/check/pass/", PUT, agent.check_pass),
