@@ -1,6 +1,8 @@
 """A controller for a group of simulated node processes.
 
-:class:`Cluster` starts ``python -m elect_helpers.node`` processes, sends them the signals
+:class:`Cluster` starts ``python -m elect_helpers.node`` processes (or, with ``program=``,
+the Go candidates of :mod:`elect_helpers.gonodes`, which take the same options and write the
+same events), sends them the signals
 that stand for the failure modes (SIGTERM = graceful step-down, SIGKILL = crash,
 SIGSTOP/SIGCONT = a frozen process), lists what each node believes next to what Consul
 says, and merges their event logs into one timeline.  It can also run the fenced resource
@@ -20,7 +22,6 @@ import atexit
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -30,7 +31,7 @@ from typing import Any
 
 import consul
 
-from elect_helpers import connection, consul_view, lock, timeline
+from elect_helpers import connection, consul_view, gonodes, lock, timeline
 from elect_helpers.errors import (
     ClusterError,
     ElectHelpersError,
@@ -53,7 +54,8 @@ class NodeStatus:
     the node's own events say (leader, follower, starting, stopped) and ``token`` its
     fencing token while it believes it leads.  ``consul_leader`` and ``check`` are what
     Consul says: whether the leader key names this node, and its health check's status
-    (None when not registered).
+    (None when not registered).  ``program`` is what runs the node (``python``, or a Go
+    program of :mod:`elect_helpers.gonodes`); ``language`` says it for people.
     """
 
     name: str
@@ -65,6 +67,12 @@ class NodeStatus:
     session: str | None
     consul_leader: bool
     check: str | None
+    program: str = "python"
+
+    @property
+    def language(self) -> str:
+        """``Python``, ``Go (article)`` or ``Go (api.Lock)``."""
+        return gonodes.PROGRAMS.get(self.program, self.program)
 
     def __str__(self) -> str:
         belief = self.believes + (f" (token {self.token})" if self.token is not None else "")
@@ -81,6 +89,7 @@ class _Node:
     events_path: Path
     log: EventLog
     process: ChildProcess
+    program: str = "python"
 
     @property
     def name(self) -> str:
@@ -141,8 +150,11 @@ class Cluster:
                 f"unknown node option(s) {', '.join(unknown)}; use {', '.join(allowed)}"
             )
 
-    def _argv(self, name: str, options: dict[str, Any], ready_fd: int) -> list[str]:
-        """The node's command line; raises ClusterError for options the node would refuse."""
+    def _argv(
+        self, name: str, options: dict[str, Any], ready_fd: int, program: str = "python"
+    ) -> list[str]:
+        """The node's command line; raises ClusterError for options the node would refuse
+        (or a program that cannot run)."""
         urls = {}
         if self.resource is not None:
             urls = {
@@ -159,7 +171,7 @@ class Cluster:
             )
         except InvalidArgument as exc:
             raise ClusterError(f"{name}: {exc}") from None
-        return [sys.executable, "-m", "elect_helpers.node", *node_options.to_argv()]
+        return [*gonodes.command(program), *node_options.to_argv()]
 
     # -- lookup ---------------------------------------------------------------------------
 
@@ -185,16 +197,25 @@ class Cluster:
 
     # -- starting -------------------------------------------------------------------------
 
-    def start(self, name: str | None = None, **options: Any) -> NodeStatus:
+    def start(
+        self, name: str | None = None, *, program: str | None = None, **options: Any
+    ) -> NodeStatus:
         """Start one node and wait until it is registered in Consul; return its status.
 
-        Raises :class:`ClusterError` for a name already running or bad options, and
-        :class:`NodeStartError` (with the node's stderr) if it fails to start.
+        ``program`` runs it as ``python`` (the default) or as one of the Go programs of
+        :mod:`elect_helpers.gonodes` (``article``, ``golock``; built with
+        ``gonodes.build()``); a node started again keeps its program unless told otherwise.
+        Raises :class:`ClusterError` for a name already running, bad options or a program
+        that is not built, and :class:`NodeStartError` (with the node's stderr) if it fails
+        to start.
         """
-        return self.start_many([name] if name else 1, **options)[0]
+        return self.start_many([name] if name else 1, program=program, **options)[0]
 
-    def start_many(self, names: Iterable[str] | int, **options: Any) -> list[NodeStatus]:
-        """Start several nodes at once (names, or a count of auto-named nodes).
+    def start_many(
+        self, names: Iterable[str] | int, *, program: str | None = None, **options: Any
+    ) -> list[NodeStatus]:
+        """Start several nodes at once (names, or a count of auto-named nodes), all with
+        ``program`` (see :meth:`start`).
 
         All processes are launched first and then awaited together, so this takes about
         as long as starting one.  If some fail, the others keep running and
@@ -208,12 +229,14 @@ class Cluster:
                 raise ClusterError(f"the same name appears twice in {wanted}")
             for name in wanted:  # refuse the whole request before launching anything
                 self._check_startable(name)
-                self._argv(name, {**self.node_defaults, **options}, ready_fd=3)
-            nodes = [self._prepare(name, options) for name in wanted]
+                self._argv(
+                    name, {**self.node_defaults, **options}, 3, self._program_of(name, program)
+                )
+            nodes = [self._prepare(name, options, program) for name in wanted]
             pending = {
                 self._supervisor.launch(
                     node.process,
-                    lambda fd, node=node: self._argv(node.name, node.options, fd),
+                    lambda fd, node=node: self._argv(node.name, node.options, fd, node.program),
                     self._env,
                 ): node.process
                 for node in nodes
@@ -235,7 +258,13 @@ class Cluster:
                 f"pick another name, or use cluster.restart({name!r})"
             )
 
-    def _prepare(self, name: str, options: dict[str, Any]) -> _Node:
+    def _program_of(self, name: str, program: str | None) -> str:
+        if program is not None:
+            return program
+        existing = self._nodes.get(name)
+        return existing.program if existing is not None else "python"
+
+    def _prepare(self, name: str, options: dict[str, Any], program: str | None) -> _Node:
         node = self._nodes.get(name)
         if node is None:
             events_path = self.events_dir / f"{name}.events.jsonl"
@@ -252,6 +281,7 @@ class Cluster:
             )
             self._nodes[name] = node
         node.options = {**self.node_defaults, **options}
+        node.program = self._program_of(name, program)
         return node
 
     # -- failures -------------------------------------------------------------------------
@@ -341,6 +371,7 @@ class Cluster:
                     session=belief.session,
                     consul_leader=leader is not None and leader.node == node.name,
                     check=checks.get(f"service:{node.name}"),
+                    program=node.program,
                 )
             )
         return result
