@@ -288,8 +288,13 @@ class SessionRenewer:
             destroy_session(self.client, self.session_id)
 
     def steps(self) -> Steps[None]:
-        """The renewer's life as steps (see :mod:`.steps`): pause, renew, repeat."""
-        wait = self.ttl * self.renew_fraction
+        """The renewer's life as steps (see :mod:`.steps`): pause, renew, repeat.
+
+        Each renewal is due ``ttl x renew_fraction`` after the last good one (or after
+        ``created_at``), not after the renewer got round to starting: a process frozen
+        between creating the session and starting its renewer renews at once on waking,
+        instead of doubting a healthy session for half a TTL."""
+        wait = self._next_renewal()
         while True:
             yield Pause(wait)
             if self._stop.is_set():
@@ -313,7 +318,10 @@ class SessionRenewer:
             self._last_ok = sent
             self.renewals += 1
             self.ttl = ttl or self.ttl
-            wait = self.ttl * self.renew_fraction
+            wait = self._next_renewal()
+
+    def _next_renewal(self) -> float:
+        return max(0.0, self._last_ok + self.ttl * self.renew_fraction - self._clock())
 
     def _execute(self, step: Step) -> float | None:
         if isinstance(step, Pause):
