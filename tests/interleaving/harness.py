@@ -535,9 +535,18 @@ class World:
                 f"a lock-delay of {self.settings.lock_delay:g}s is left behind"
             )
 
-    def _count_blind_read(self, node: Node) -> None:
+    def _blind(self, node: Node) -> bool:
+        """The key names the node's current session, and the node has no running term:
+        it holds the lock without knowing.  (A term whose renewer doubts the session, after
+        a freeze, is knowledge: the node knows it won, and doubts only whether it still
+        may act.)"""
         current = node.election.session_id
-        if current and self.holder() == current and not node.election.is_leader:
+        term = node.election.term
+        knows = term is not None and not term.ended.is_set()
+        return bool(current) and self.holder() == current and not knows
+
+    def _count_blind_read(self, node: Node) -> None:
+        if self._blind(node):
             node.blind_reads += 1
             if node.blind_reads > 1:
                 raise self.violation(
@@ -552,8 +561,7 @@ class World:
             names = ", ".join(self.label(n) for n in believers)
             raise self.violation(f"two nodes believe they lead at once: {names}")
         for node in self.nodes:
-            current = node.election.session_id
-            if not (current and self.holder() == current and not node.election.is_leader):
+            if not self._blind(node):
                 node.blind_reads = 0
         now = self.now_ns()
         bound = 2 * self.settings.ttl + self.settings.lock_delay
