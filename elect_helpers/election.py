@@ -327,8 +327,8 @@ class Election:
         """The whole election as steps (see :mod:`.steps`), for a driver of one's own.
 
         :meth:`start` and :meth:`run` drive it over HTTP; the interleaving tests drive it
-        against the dev agent's state machine.  The driver must call
-        :meth:`_start_renewer`'s counterpart for each new session (see there)."""
+        against the dev agent's state machine (overriding :meth:`_start_renewer` and
+        :meth:`_stop_renewer`, which keep each session alive)."""
         try:
             yield from self._loop()
         except ElectHelpersError as exc:  # bad configuration: retrying cannot help

@@ -84,6 +84,19 @@ class Interrupted(ElectHelpersError):
     """A blocking read was cancelled by the caller's own event (see :mod:`.watch`)."""
 
 
+class NodeFailure(ElectHelpersError, RuntimeError):
+    """A simulated node cannot run (agent unreachable, TTL refused...); the message says why."""
+
+
+class ResourceError(ElectHelpersError, RuntimeError):
+    """The resource could not be reached or did not understand the write."""
+
+
+class LockDelayCapped(UserWarning):
+    """A warning, not an error: a lock-delay above Consul's 60 s cap.  Consul does not
+    refuse it, it applies 60 s; so do the helpers, and they say so."""
+
+
 class ServiceNotFound(ElectHelpersError):
     """The local agent has no service with that ID."""
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .errors import ElectHelpersError
+from .errors import ResourceError
 
 
 @dataclass(frozen=True)
@@ -226,10 +226,6 @@ class WriteOutcome:
     accepted: bool
     stale: bool
     highest_before: int | None
-
-
-class ResourceError(ElectHelpersError, RuntimeError):
-    """The resource could not be reached or did not understand the write."""
 
 
 def write_resource(

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from .durations import HOUR, MICROSECOND, SECOND, seconds_to_go, to_seconds
-from .errors import InvalidSetting
+from .errors import InvalidSetting, LockDelayCapped
 
 # ---- Consul's limits (the only place they are written down) ---------------------------
 SESSION_TTL_MAX_NS = 24 * HOUR  # structs.SessionTTLMax
@@ -44,10 +44,6 @@ ARTICLE_BEHAVIOR = "delete"
 ARTICLE_LOCK_DELAY = 15.0
 ARTICLE_RENEW_FRACTION = 0.5  # renew every TTL/2, as Consul's Go client does
 ARTICLE_CHECK_INTERVAL = 10.0
-
-
-class LockDelayCapped(UserWarning):
-    """A lock-delay above Consul's 60 s cap: Consul applies 60 s, and so do we."""
 
 
 def duration_setting(name: str, value: str | float) -> float:

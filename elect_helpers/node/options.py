@@ -44,9 +44,6 @@ def _opt(default: Any, kind: str, help: str, *, controller: bool = False) -> Any
     return field(default=default, metadata={"kind": kind, "help": help, "controller": controller})
 
 
-OptionError = InvalidSetting  # what a bad option raises (kept as the node's own name)
-
-
 @dataclass(frozen=True)
 class NodeOptions:
     """A validated node configuration; durations in float seconds."""

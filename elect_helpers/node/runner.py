@@ -15,17 +15,13 @@ import time
 
 from elect_helpers import connection, election, lock, service
 from elect_helpers.durations import seconds_to_go
-from elect_helpers.errors import AgentUnreachable, ElectHelpersError
+from elect_helpers.errors import AgentUnreachable, ElectHelpersError, NodeFailure
 from elect_helpers.events import EventLog
 from elect_helpers.node.options import NodeOptions
 from elect_helpers.node.writer import LeaderWriter
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 AGENT_GRACE = 2.0  # seconds a node keeps asking an agent that resets or refuses at start-up
-
-
-class NodeFailure(RuntimeError):
-    """The node cannot run (agent unreachable, TTL refused...); the message says why."""
 
 
 class NodeRunner:
@@ -223,7 +219,7 @@ def run(options: NodeOptions) -> int:
     try:
         runner.check_agent()
         runner.register()
-    except (NodeFailure, ElectHelpersError) as exc:
+    except ElectHelpersError as exc:  # NodeFailure included
         print(f"{options.name}: {exc}", file=sys.stderr, flush=True)
         log.emit("error", detail=str(exc))
         runner.step_down()

@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 
 from elect_helpers.election import Term
+from elect_helpers.errors import ResourceError
 from elect_helpers.events import EventLog
-from elect_helpers.fencing import ResourceError, WriteOutcome, write_resource
+from elect_helpers.fencing import WriteOutcome, write_resource
 
 WOKE_SLACK = 0.5  # a tick this much longer than planned means the process was frozen
 

@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from elect_helpers.fencing import FencedStore, ResourceError, ResourceServer, write_resource
+from elect_helpers.errors import ResourceError
+from elect_helpers.fencing import FencedStore, ResourceServer, write_resource
 
 
 def test_fenced_store_rejects_a_lower_token_and_accepts_equal_or_higher():

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from elect_helpers.errors import InvalidArgument, InvalidSetting
+from elect_helpers.errors import InvalidArgument, InvalidSetting, LockDelayCapped
 from elect_helpers.node.options import NodeOptions, parse_options
-from elect_helpers.settings import ARTICLE, LockDelayCapped
+from elect_helpers.settings import ARTICLE
 
 
 def test_defaults_are_the_articles_configuration():
