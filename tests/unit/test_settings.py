@@ -25,7 +25,7 @@ def test_it_is_immutable_and_with_changes_checks_again() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         ARTICLE.ttl = 1.0  # type: ignore[misc]
     assert ARTICLE.with_changes(ttl="2s").ttl == 2.0
-    with pytest.raises(InvalidSetting, match="^ttl '0s'"):
+    with pytest.raises(InvalidSetting, match=r"^ttl '0s'"):
         ARTICLE.with_changes(ttl="0s")
 
 
