@@ -80,3 +80,54 @@ def test_a_wait_must_expect_some_time(expected):
         display.waiting(expected, "nothing"),
     ):
         pass
+
+
+def test_nbval_still_compares_a_one_line_error_with_the_saved_one(tmp_path):
+    """Run a two-cell notebook for real, then let nbval check it: the saved error passes,
+    a saved error with another message fails on the message (nbval's ``evalue``)."""
+    import subprocess
+    import sys
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    failing = nbformat.v4.new_code_cell(
+        "# NBVAL_CHECK_OUTPUT\nfrom elect_helpers.errors import InvalidTTL\n"
+        "raise InvalidTTL('session TTL 1ms is too short')",
+        metadata={"tags": ["raises-exception"]},
+    )
+    first = nbformat.v4.new_code_cell(
+        "from elect_helpers.display import one_line_errors\none_line_errors()"
+    )
+    nb = nbformat.v4.new_notebook(cells=[first, failing])
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    (error,) = nb.cells[1].outputs
+    assert (error.ename, error.evalue) == ("InvalidTTL", "session TTL 1ms is too short")
+    assert len(error.traceback) == 1
+
+    def nbval(notebook) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "one-line.ipynb"
+        nbformat.write(notebook, path)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--nbval-lax",
+                "--nbval-current-env",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+
+    assert nbval(nb).returncode == 0
+    error.evalue = "session TTL 2ms is too short"
+    tampered = nbval(nb)
+    assert tampered.returncode != 0
+    assert "mismatch 'evalue'" in tampered.stdout
