@@ -32,7 +32,14 @@ from typing import Any
 from .api_common import ApiContext
 from .blocking import Parker
 from .catalog import CHECKS, SERF_CHECK_ID, SERVICES
-from .datacenter import LEAVE_PATH, SERVER_PATH, SYNC_PATH, client_tags, record_json
+from .datacenter import (
+    FORCE_LEAVE_PATH,
+    LEAVE_PATH,
+    SERVER_PATH,
+    SYNC_PATH,
+    client_tags,
+    record_json,
+)
 from .gossip import DEV_GOSSIP, GossipConfig, Status
 from .httpcore import JSON_TYPE, PLAIN, HTTPService, Request, Response, Router
 from .httpserver import DevHTTPServer
@@ -405,6 +412,7 @@ class ClientAgent:
         router.add("/v1/agent/members", ("GET",), self._members)
         router.add("/v1/agent/leave", ("PUT",), self._leave)
         router.add(SERVER_PATH, ("GET",), self._where_is_server)
+        router.add(FORCE_LEAVE_PATH, ("PUT",), self._forward)
         return router
 
     def _synced(self, handler: Any) -> Any:

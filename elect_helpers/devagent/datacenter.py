@@ -51,6 +51,7 @@ SERF_FAILED_OUTPUT = "Agent not live or unreachable"
 SERVER_PATH = "/_devagent/server"
 SYNC_PATH = "/_devagent/sync"
 LEAVE_PATH = "/_devagent/leave"
+FORCE_LEAVE_PATH = "/v1/agent/force-leave/"
 
 
 class NameConflict(Failure):
@@ -133,6 +134,7 @@ class Datacenter:
         router.add(SYNC_PATH, ("PUT",), self.handle_sync)
         router.add(LEAVE_PATH, ("PUT",), self.handle_leave)
         router.add("/v1/agent/members", ("GET",), self.handle_members)
+        router.add(FORCE_LEAVE_PATH, ("PUT",), self.handle_force_leave)
 
     def handle_server(self, request: Request) -> Response:
         """Where the server is: any agent answers this, so a client can join through any."""
@@ -167,6 +169,14 @@ class Datacenter:
         if member is not None and member.node_id == node_id and not member.server:
             self.reconcile(self.table.leave(name))
         return _json({})
+
+    def handle_force_leave(self, request: Request) -> Response:
+        """``PUT /v1/agent/force-leave/<node>[?prune]``: a failed member is moved to left and
+        its node deregistered (serf ``RemoveFailedNodePrune`` and ``handleLeftMember``)."""
+        name = request.path[len(FORCE_LEAVE_PATH) :]
+        log.info("Force leaving node: %s", name)
+        self.reconcile(self.table.force_leave(name, prune=request.has("prune")))
+        return Response(200)
 
     # ----- membership ---------------------------------------------------------------------
 

@@ -225,6 +225,23 @@ class MemberTable:
             self._bump()
             return [Change(replace(member), Status.LEFT)]
 
+    def force_leave(self, name: str, prune: bool) -> list[Change]:
+        """``consul force-leave``: a failed member is moved to left (an alive one refutes the
+        leave intent and stays); ``prune`` also forgets a left member entirely."""
+        with self._lock:
+            member = self._members.get(name.lower())
+            if member is None or member.server:
+                return []
+            changes: list[Change] = []
+            if member.status is Status.FAILED:
+                member.status = Status.LEFT
+                self._bump()
+                changes.append(Change(replace(member), Status.LEFT))
+            if prune and member.status is Status.LEFT:
+                del self._members[name.lower()]
+                self._bump()
+            return changes
+
     def acked(self, name: str, node_id: str, now_ns: int) -> list[Change]:
         """A probe was answered by ``node_id``: a suspicion is refuted, a failed member is back."""
         with self._lock:

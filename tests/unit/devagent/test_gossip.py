@@ -139,3 +139,15 @@ def test_the_version_moves_with_every_status_change() -> None:
     table.unanswered("a", 10 * S)
     table.tick("a", 14 * S)
     assert table.version >= before + 2
+
+
+def test_force_leave_moves_a_failed_member_to_left_and_leaves_an_alive_one() -> None:
+    table = table_with("a", "b")
+    table.unanswered("a", 10 * S)
+    table.tick("a", 20 * S)
+    assert [c.status for c in table.force_leave("a", prune=False)] == [Status.LEFT]
+    assert table.force_leave("b", prune=False) == []
+    assert table.force_leave("server", prune=True) == []
+    assert table.force_leave("nobody", prune=True) == []
+    table.force_leave("a", prune=True)
+    assert table.get("a") is None
