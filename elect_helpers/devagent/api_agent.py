@@ -22,6 +22,7 @@ from .definitions import (
     build_service,
 )
 from .errors import InvalidInput, go_quote
+from .filters import AGENT_SERVICE, HEALTH_CHECK, filter_members, optional_filter
 from .gossip import DEV_GOSSIP_INTERVAL, GOSSIP_NODES, RETRANSMIT_MULT
 from .httpcore import BodyTooLarge, Request, Response
 from .startup import SERVER_PORT
@@ -169,32 +170,32 @@ class AgentEndpoint:
         return self.api.json(request, body)
 
     def services(self, request: Request) -> Response:
-        """``GET /v1/agent/services``: local services keyed by ID (not ``consul``)."""
-        self.api.refuse_unsupported_filters(request)
+        """``GET /v1/agent/services``: local services keyed by ID (not ``consul``), ``?filter``
+        on ``api.AgentService``."""
+        found = optional_filter(request.get("filter"), AGENT_SERVICE)
         dc = self.api.state.datacenter
         body = {
             sid: render.agent_service(s, dc) for sid, s in self.api.state.local.services().items()
         }
-        return self.api.json(request, body)
+        return self.api.json(request, found.values(body) if found else body)
 
     def checks(self, request: Request) -> Response:
-        """``GET /v1/agent/checks``: local checks keyed by ID (not ``serfHealth``)."""
-        self.api.refuse_unsupported_filters(request)
+        """``GET /v1/agent/checks``: local checks keyed by ID (not ``serfHealth``), ``?filter``
+        on ``structs.HealthCheck`` with selectors checked only once there is a check."""
+        found = optional_filter(request.get("filter"), HEALTH_CHECK, lazy=True)
         body = {cid: render.health_check(c) for cid, c in self.api.state.local.checks().items()}
-        return self.api.json(request, body)
+        return self.api.json(request, found.values(body) if found else body)
 
     def members(self, request: Request) -> Response:
         """``GET /v1/agent/members``: the single LAN member."""
         state = self.api.state
-        return self.api.json(
-            request,
-            [
-                serf_member(
-                    state.node_name,
-                    {"dc": state.datacenter, "role": "consul", "port": str(SERVER_PORT)},
-                )
-            ],
-        )
+        members = [
+            serf_member(
+                state.node_name,
+                {"dc": state.datacenter, "role": "consul", "port": str(SERVER_PORT)},
+            )
+        ]
+        return self.api.json(request, filter_members(request.get("filter"), members))
 
     # ----- services ---------------------------------------------------------------------
 

@@ -125,21 +125,6 @@ class ApiContext:
             options.min_index = int(index)
         return options
 
-    @staticmethod
-    def refuse_unsupported_filters(request: Request) -> None:
-        """Say so instead of ignoring ``?filter`` or ``?node-meta`` (Consul applies them).
-
-        The embedded agent implements neither; answering unfiltered data would be silent
-        success.  ``?near`` needs no refusal: with one node, sorting by distance is a no-op.
-        """
-        for name in ("filter", "node-meta"):
-            if request.get(name):
-                raise PlainError(
-                    400,
-                    f"?{name} is not supported by the embedded dev agent (Consul applies it); "
-                    "leave it out, or use a real Consul agent",
-                )
-
     # ----- reads ------------------------------------------------------------------------
 
     def respond(

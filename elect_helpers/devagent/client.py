@@ -40,6 +40,7 @@ from .datacenter import (
     client_tags,
     record_json,
 )
+from .filters import filter_members
 from .gossip import DEV_GOSSIP, GossipConfig, Status
 from .httpcore import JSON_TYPE, PLAIN, HTTPService, Request, Response, Router
 from .httpserver import DevHTTPServer
@@ -449,7 +450,7 @@ class ClientAgent:
                     "Status": Status.ALIVE.value,
                 }
             ]
-        body = json.dumps(members, indent=4).encode()
+        body = json.dumps(filter_members(request.get("filter"), members), indent=4).encode()
         return Response(200, body, {"Content-Type": JSON_TYPE})
 
     def _leave(self, request: Request) -> Response:

@@ -39,6 +39,7 @@ from .catalog import (
     Service,
 )
 from .errors import Failure, InvalidInput, go_quote
+from .filters import filter_members
 from .gossip import Change, GossipConfig, Member, MemberTable, Status
 from .httpcore import JSON_TYPE, Request, Response, Router
 from .pingwire import ping
@@ -142,7 +143,8 @@ class Datacenter:
 
     def handle_members(self, request: Request) -> Response:
         """``GET /v1/agent/members``: the server and every client, with their status."""
-        body = json.dumps(self.members_json(), indent=4).encode()
+        members = filter_members(request.get("filter"), self.members_json())
+        body = json.dumps(members, indent=4).encode()
         return Response(200, body, {"Content-Type": JSON_TYPE})
 
     def handle_sync(self, request: Request) -> Response:

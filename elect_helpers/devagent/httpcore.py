@@ -50,12 +50,17 @@ class BodyTooLarge(Exception):
 
 
 class PlainError(Exception):
-    """A response a handler writes itself (status and plain text), like ``parseWait``'s."""
+    """A response a handler writes itself (status and plain text), like ``parseWait``'s.
 
-    def __init__(self, status: int, text: str) -> None:
+    ``headers`` are extra response headers (e.g. the meta headers Consul's deferred
+    ``setMeta`` still writes on an error).
+    """
+
+    def __init__(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(text)
         self.status = status
         self.text = text
+        self.headers = headers or {}
 
 
 @dataclass
@@ -296,7 +301,9 @@ class HTTPService:
             text = f"Request body too large for the embedded dev agent (at most {MAX_BODY} bytes)"
             response = Response(413, text.encode(), {"Content-Type": PLAIN, "Connection": "close"})
         except PlainError as error:
-            response = Response(error.status, error.text.encode(), {"Content-Type": PLAIN})
+            response = Response(
+                error.status, error.text.encode(), {**error.headers, "Content-Type": PLAIN}
+            )
         except AgentError as error:
             response = Response(status_for(error), error.message.encode(), {"Content-Type": PLAIN})
         except Exception as error:
