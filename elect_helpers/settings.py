@@ -31,12 +31,14 @@ from .errors import InvalidSetting, LockDelayCapped
 # ---- Consul's limits (the only place they are written down) ---------------------------
 SESSION_TTL_MAX_NS = 24 * HOUR  # structs.SessionTTLMax
 SESSION_TTL_MAX = SESSION_TTL_MAX_NS / SECOND
-SESSION_TTL_MIN_DEFAULT = 10.0  # the server's session_ttl_min unless configured lower
+SESSION_TTL_MIN_DEFAULT_NS = 10 * SECOND  # the server's session_ttl_min unless lowered
+SESSION_TTL_MIN_DEFAULT = SESSION_TTL_MIN_DEFAULT_NS / SECOND
 LOCK_DELAY_MAX_NS = 60 * SECOND  # structs.MaxLockDelay: applied as min(lock_delay, 60s)
 LOCK_DELAY_MAX = LOCK_DELAY_MAX_NS / SECOND
 LOCK_DELAY_SECONDS_BELOW_NS = MICROSECOND  # a lock-delay below 1 µs is read as seconds
 BEHAVIORS = ("release", "delete")
-CHECK_INTERVAL_MIN = 1.0  # checks.MinInterval
+CHECK_INTERVAL_MIN_NS = SECOND  # checks.MinInterval
+CHECK_INTERVAL_MIN = CHECK_INTERVAL_MIN_NS / SECOND
 
 # ---- the article's configuration ------------------------------------------------------
 ARTICLE_TTL = 10.0

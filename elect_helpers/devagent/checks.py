@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..durations import SECOND, format_duration
+from ..settings import CHECK_INTERVAL_MIN_NS
 from .catalog import CRITICAL, PASSING, WARNING
 from .errors import go_quote
 from .timers import MAX_SLEEP_S, Timer, TimerService
@@ -28,7 +29,6 @@ from .timers import MAX_SLEEP_S, Timer, TimerService
 log = logging.getLogger("elect_helpers.devagent")
 
 DEFAULT_TIMEOUT_NS = 10 * SECOND
-MIN_INTERVAL_NS = 1 * SECOND
 DEFAULT_OUTPUT_MAX = 4096
 USER_AGENT = "Consul Health Check"
 ACCEPT = "text/plain, text/*, */*"
@@ -242,7 +242,7 @@ class IntervalRunner:
     ) -> None:
         self.check_id = check_id
         self._probe = probe
-        self._interval_ns = max(interval_ns, MIN_INTERVAL_NS)
+        self._interval_ns = max(interval_ns, CHECK_INTERVAL_MIN_NS)
         self._update = update
         self._rng = rng or random.Random()
         self._stop = threading.Event()

@@ -15,7 +15,7 @@ import uuid
 from typing import TypeVar
 
 from ..durations import DurationError, format_duration, parse_duration
-from ..settings import SESSION_TTL_MAX_NS
+from ..settings import SESSION_TTL_MAX_NS, SESSION_TTL_MIN_DEFAULT_NS
 from .catalog import (
     Catalog,
 )
@@ -50,7 +50,7 @@ class DevState:
         self,
         node_name: str | None = None,
         datacenter: str = "dc1",
-        session_ttl_min_ns: int = 10 * 1_000_000_000,
+        session_ttl_min_ns: int = SESSION_TTL_MIN_DEFAULT_NS,
         timers: TimerService | None = None,
         rng: random.Random | None = None,
         check_update_interval_ns: int = CHECK_UPDATE_INTERVAL_NS,
