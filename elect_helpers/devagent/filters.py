@@ -304,9 +304,11 @@ def node_meta_pairs(values: Sequence[str]) -> dict[str, str]:
     return pairs
 
 
-def satisfies_meta(meta: Mapping[str, str], filters: Mapping[str, str]) -> bool:
-    """``structs.SatisfiesMetaFilters``: every filter key present with exactly that value."""
-    return all(key in meta and meta[key] == value for key, value in filters.items())
+def satisfies_meta(meta: Mapping[str, str] | None, filters: Mapping[str, str]) -> bool:
+    """``structs.SatisfiesMetaFilters``: every filter key present with exactly that value
+    (a node without meta has none)."""
+    present = meta or {}
+    return all(key in present and present[key] == value for key, value in filters.items())
 
 
 def streamed_meta_filters(filters: Mapping[str, str]) -> list[Filter]:

@@ -13,6 +13,7 @@ the streamed health view.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -259,3 +260,57 @@ def test_streamed_node_meta_is_a_substring_test(api: Api, web: str) -> None:
     )
     kept = api.get(f"/v1/health/service/{web}?index=1&node-meta=rack:")
     assert (kept.status_code, kept.json()) == (200, [])
+
+
+@pytest.fixture
+def racks(api: Api, uid: str) -> Iterator[str]:
+    """Three external nodes (registered through the catalog) running service ``db-<uid>``:
+    ``<uid>-1`` with meta rack=r1, ``<uid>-2`` with rack=r12, ``<uid>-3`` with no meta."""
+    service = f"db-{uid}"
+    for number, meta in ((1, {"rack": "r1"}), (2, {"rack": "r12"}), (3, None)):
+        body: dict[str, Any] = {
+            "Node": f"{uid}-{number}",
+            "Address": f"192.0.2.{number}",
+            "Service": {"Service": service, "Tags": [f"t{number}"], "Port": 5432},
+        }
+        if meta is not None:
+            body["NodeMeta"] = meta
+        assert api.put("/v1/catalog/register", json_body=body).status_code == 200
+    yield service
+    for number in (1, 2, 3):
+        api.put("/v1/catalog/deregister", json_body={"Node": f"{uid}-{number}"})
+
+
+def test_node_meta_and_filters_on_registered_nodes(api: Api, uid: str, racks: str) -> None:
+    """``?node-meta=rack:r1`` keeps only the node whose rack is exactly r1 (not r12, not the
+    node without meta), on every read that takes it; ``?filter`` reaches the same meta as
+    ``Meta.rack`` (nodes), ``NodeMeta.rack`` (service nodes) and ``Node.Meta.rack``."""
+    one = f"{uid}-1"
+    nodes = api.get("/v1/catalog/nodes?node-meta=rack:r1").json()
+    assert [n["Node"] for n in nodes] == [one]
+    assert [
+        n["Node"] for n in api.get(f"/v1/catalog/service/{racks}?node-meta=rack:r1").json()
+    ] == [one]
+    assert api.get("/v1/catalog/services?node-meta=rack:r1").json() == {racks: ["t1"]}
+    entries = api.get(f"/v1/health/service/{racks}?node-meta=rack:r1").json()
+    assert [e["Node"]["Node"] for e in entries] == [one]
+    both = api.get("/v1/catalog/nodes?node-meta=rack:r1&node-meta=rack:r12").json()
+    assert [n["Node"] for n in both] == [f"{uid}-2"]  # the last value of a repeated key wins
+
+    by_filter = api.get(f"/v1/catalog/nodes?{q(f'Meta.rack == r1 and Node matches `^{uid}`')}")
+    assert [n["Node"] for n in by_filter.json()] == [one]
+    prefixed = api.get(f"/v1/catalog/service/{racks}?{q('r1 in NodeMeta.rack')}").json()
+    assert sorted(n["Node"] for n in prefixed) == [one, f"{uid}-2"]  # substring of the value
+    keyed = api.get(f"/v1/catalog/service/{racks}?{q('rack in NodeMeta')}").json()
+    assert sorted(n["Node"] for n in keyed) == [one, f"{uid}-2"]
+    no_meta = api.get(f"/v1/catalog/service/{racks}?{q('NodeMeta is empty')}").json()
+    assert [n["Node"] for n in no_meta] == [f"{uid}-3"]
+    health = api.get(f"/v1/health/service/{racks}?{q('Node.Meta.rack != r1')}").json()
+    assert sorted(e["Node"]["Node"] for e in health) == [f"{uid}-2", f"{uid}-3"]
+
+
+def test_streamed_node_meta_matches_substrings(api: Api, uid: str, racks: str) -> None:
+    """On the streaming backend ``?node-meta=rack:r1`` is ``"r1" in Node.Meta.rack``: it
+    keeps rack r12 too (``newFilterEvaluator``), unlike the blocking-query backend."""
+    entries = api.get(f"/v1/health/service/{racks}?index=1&node-meta=rack:r1").json()
+    assert sorted(e["Node"]["Node"] for e in entries) == [f"{uid}-1", f"{uid}-2"]
