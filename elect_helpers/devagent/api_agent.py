@@ -126,7 +126,8 @@ class AgentEndpoint:
                 "GossipLANRetransmitMult": RETRANSMIT_MULT,
                 "GossipLANSuspicionMult": state.gossip.suspicion_mult,
                 "ACLsEnabled": False,
-                "EnableRemoteScriptChecks": False,
+                "EnableRemoteScriptChecks": state.local.enable_script_checks,
+                "EnableLocalScriptChecks": state.local.enable_script_checks,
                 "DataDir": "",
                 "Embedded": True,
             },
@@ -134,7 +135,9 @@ class AgentEndpoint:
             "Member": serf_member(node, tags),
             "Stats": {
                 "agent": {
-                    "check_monitors": "0",
+                    "check_monitors": str(
+                        sum(1 for c in state.local.checks().values() if c.type == "script")
+                    ),
                     "check_ttls": str(
                         sum(1 for c in state.local.checks().values() if c.type == "ttl")
                     ),

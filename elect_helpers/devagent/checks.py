@@ -8,10 +8,14 @@ through a callback ``update(status, output)``; they never touch the state direct
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
+import signal
 import socket
 import ssl
+import subprocess
 import threading
 import urllib.error
 import urllib.parse
@@ -29,6 +33,8 @@ from .timers import MAX_SLEEP_S, Timer, TimerService
 log = logging.getLogger("elect_helpers.devagent")
 
 DEFAULT_TIMEOUT_NS = 10 * SECOND
+SCRIPT_TIMEOUT_NS = 30 * SECOND
+KILLED_OUTPUT_WAIT_S = 1.0  # a grandchild outside the group may keep the pipe open
 DEFAULT_OUTPUT_MAX = 4096
 USER_AGENT = "Consul Health Check"
 ACCEPT = "text/plain, text/*, */*"
@@ -122,7 +128,7 @@ class CheckSpec:
         return ""
 
     def is_script(self) -> bool:
-        """Whether the check would execute a script (refused on this agent)."""
+        """Whether the check would execute a script (refused unless script checks are on)."""
         return bool(self.script_args)
 
 
@@ -227,6 +233,85 @@ def tcp_probe(spec: CheckSpec) -> tuple[str, str]:
     except (OSError, ValueError) as error:
         return CRITICAL, _dial_error(spec.tcp, error)
     return PASSING, f"TCP connect {spec.tcp}: Success"
+
+
+class _TailBuffer:
+    """``circbuf.Buffer``: keeps the last ``size`` bytes written and counts them all."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.total = 0
+        self._data = bytearray()
+
+    def write(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self._data += chunk
+        del self._data[: max(0, len(self._data) - self.size)]
+
+    def text(self) -> str:
+        """The output as ``truncateAndLogOutput`` reports it."""
+        out = self._data.decode(errors="replace")
+        if self.total > self.size:
+            out = f"Captured {self.size} of {self.total} bytes\n...\n{out}"
+        return out
+
+
+def _start_error(program: str, error: OSError) -> str:
+    """Go's ``exec.Cmd.Start`` error text for a program that cannot be started."""
+    if isinstance(error, FileNotFoundError) and "/" not in program:
+        return f"exec: {go_quote(program)}: executable file not found in $PATH"
+    reason = (error.strerror or str(error)).lower()
+    return f"fork/exec {program}: {reason}"
+
+
+def script_probe(spec: CheckSpec) -> tuple[str, str]:
+    """Run ``spec.script_args`` once as ``CheckMonitor.check`` does.
+
+    stdout and stderr share one buffer of ``OutputMaxSize`` (4096) bytes that keeps the tail;
+    exit 0 is passing, 1 warning, anything else (or death by a signal) critical; after
+    ``Timeout`` (30 s by default) the process group is killed and the check is critical with
+    ``Timed out (<timeout>) running check`` followed by any output.
+    """
+    limit = spec.output_max_size if spec.output_max_size > 0 else DEFAULT_OUTPUT_MAX
+    timeout_ns = spec.timeout if spec.timeout > 0 else SCRIPT_TIMEOUT_NS
+    program = spec.script_args[0]
+    try:
+        process = subprocess.Popen(
+            spec.script_args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as error:
+        return CRITICAL, _start_error(program, error)
+    buffer = _TailBuffer(limit)
+    assert process.stdout is not None
+    stream = process.stdout
+
+    def drain() -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            buffer.write(chunk)
+
+    reader = threading.Thread(target=drain, name=f"script output {program}", daemon=True)
+    reader.start()
+    try:
+        code = process.wait(timeout_ns / 1e9)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        reader.join(KILLED_OUTPUT_WAIT_S)
+        message = f"Timed out ({format_duration(timeout_ns)}) running check"
+        output = buffer.text()
+        return CRITICAL, f"{message}\n\n{output}" if output else message
+    reader.join()
+    stream.close()
+    if code == 0:
+        return PASSING, buffer.text()
+    if code == 1:
+        return WARNING, buffer.text()
+    return CRITICAL, buffer.text()
 
 
 class IntervalRunner:

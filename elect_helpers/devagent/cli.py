@@ -193,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="gossip_lan suspicion_mult (default 3 as -dev; production 4)",
     )
     parser.add_argument(
+        "-enable-script-checks",
+        "--enable-script-checks",
+        dest="enable_script_checks",
+        action="store_true",
+        help="run checks with Args (script checks) registered over the HTTP API, as Consul's "
+        "enable_script_checks; off by default: anyone who can reach the API could run commands",
+    )
+    parser.add_argument(
         "-log-level",
         "--log-level",
         dest="log_level",
@@ -244,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node_name=args.node,
         datacenter=args.datacenter,
         gossip=gossip,
+        enable_script_checks=args.enable_script_checks,
     )
     try:
         agent.start()

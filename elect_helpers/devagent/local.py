@@ -13,7 +13,15 @@ import random
 from dataclasses import dataclass, replace
 
 from .catalog import Catalog, HealthCheck, Service
-from .checks import CheckSpec, IntervalRunner, Runner, TTLRunner, http_probe, tcp_probe
+from .checks import (
+    CheckSpec,
+    IntervalRunner,
+    Runner,
+    TTLRunner,
+    http_probe,
+    script_probe,
+    tcp_probe,
+)
 from .errors import Failure, NotFound, go_quote
 from .store import Store, WriteTxn
 from .timers import Timer, TimerService
@@ -54,8 +62,10 @@ class LocalAgent:
         check_update_interval_ns: int = CHECK_UPDATE_INTERVAL_NS,
         rng: random.Random | None = None,
         start_runners: bool = True,
+        enable_script_checks: bool = False,
     ) -> None:
         self.node_name = node_name
+        self.enable_script_checks = enable_script_checks
         self._store = store
         self._catalog = catalog
         self._timers = timers
@@ -147,9 +157,9 @@ class LocalAgent:
             with self._store.write() as txn:
                 self._drop_check(txn, check_id)
 
-    @staticmethod
-    def _refuse_scripts(spec: CheckSpec | None) -> None:
-        if spec is not None and spec.is_script():
+    def _refuse_scripts(self, spec: CheckSpec | None) -> None:
+        """``addCheck``: script checks from the HTTP API need ``enable_script_checks``."""
+        if spec is not None and spec.is_script() and not self.enable_script_checks:
             raise Failure(
                 "Scripts are disabled on this agent from remote calls; to enable, configure "
                 "'enable_script_checks' to true"
@@ -192,6 +202,10 @@ class LocalAgent:
         elif kind == "tcp":
             local.runner = IntervalRunner(
                 check_id, lambda: tcp_probe(spec), spec.interval, update, self._rng
+            )
+        elif kind == "script":
+            local.runner = IntervalRunner(
+                check_id, lambda: script_probe(spec), spec.interval, update, self._rng
             )
         else:
             log.warning(

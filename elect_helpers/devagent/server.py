@@ -54,8 +54,10 @@ class DevAgent:
         node_name: str | None = None,
         datacenter: str = "dc1",
         gossip: GossipConfig | None = None,
+        enable_script_checks: bool = False,
     ) -> None:
         self.host = host
+        self.enable_script_checks = enable_script_checks
         self.gossip = gossip or DEV_GOSSIP
         self.datacenter_members: Datacenter | None = None
         self.requested_port = port
@@ -102,6 +104,7 @@ class DevAgent:
             datacenter=self.datacenter,
             session_ttl_min_ns=self.session_ttl_min_ns,
             gossip=self.gossip,
+            enable_script_checks=self.enable_script_checks,
         )
         try:
             service = HTTPService(Router(), {"X-Consul-Default-ACL-Policy": "allow"})

@@ -56,6 +56,7 @@ class DevState:
         check_update_interval_ns: int = CHECK_UPDATE_INTERVAL_NS,
         start_check_runners: bool = True,
         gossip: GossipConfig = DEV_GOSSIP,
+        enable_script_checks: bool = False,
     ) -> None:
         self.node_name = node_name or default_node_name()
         self.gossip = gossip
@@ -80,6 +81,7 @@ class DevState:
             check_update_interval_ns=check_update_interval_ns,
             rng=self._rng,
             start_runners=start_check_runners,
+            enable_script_checks=enable_script_checks,
         )
         self._register_self()
 
