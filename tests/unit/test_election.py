@@ -128,3 +128,20 @@ def test_start_resign_cycles_leak_no_threads_or_sockets(client, key_prefix, wait
         cycle()
     wait_until(lambda: threading.active_count() <= threads, what="threads to end")
     wait_until(lambda: open_fds() <= fds + 2, what="sockets to close")
+
+
+def test_the_term_ends_the_moment_the_session_is_ended_from_outside(client, key_prefix) -> None:
+    lost: list[str] = []
+    election = Election(
+        client, key_prefix + "leader", "n1", ttl=0.3, lock_delay=0, on_lost=lost.append
+    ).start()
+    try:
+        term = election.wait_for_leadership(5)
+        assert term is not None and term.is_current() and term is election.term
+        assert int(term) == term.sequence and term.token.session == term.session
+        client.session.destroy(term.session)  # "from outside": Consul's truth changes
+        assert term.wait_ended(5)
+        assert term.reason == "session invalidated" and not term.is_current()
+        assert lost and lost[0] == "session invalidated"
+    finally:
+        election.resign()
