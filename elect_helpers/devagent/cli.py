@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 
 from ..durations import DurationError, parse_duration
@@ -160,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a client agent's gossip port (default 0: any free port; Consul's is 8301)",
     )
     parser.add_argument(
+        "-node-id",
+        "--node-id",
+        dest="node_id",
+        default=None,
+        help="the agent's node ID, a UUID (default: a new random one; Consul keeps it in "
+        "its data dir, so an agent restarted with the same ID is the same node)",
+    )
+    parser.add_argument(
         "-advertise-serf-lan",
         "--advertise-serf-lan",
         dest="advertise_serf_lan",
@@ -245,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     if args.join:
         return run_client(args, gossip, stop)
+    node_id = None
+    if args.node_id is not None:
+        try:
+            node_id = str(uuid.UUID(args.node_id))
+        except ValueError:
+            print(f"==> -node-id {args.node_id!r} is not a UUID", file=sys.stderr)
+            return 1
     agent = DevAgent(
         port=args.http_port,
         host=args.client,
@@ -253,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         datacenter=args.datacenter,
         gossip=gossip,
         enable_script_checks=args.enable_script_checks,
+        node_id=node_id,
     )
     try:
         agent.start()
@@ -282,6 +299,8 @@ def run_client(args: argparse.Namespace, gossip: GossipConfig, stop: threading.E
             serf_port=args.serf_lan_port,
             gossip=gossip,
             advertise_serf=args.advertise_serf_lan,
+            session_ttl_min_ns=parse_duration(args.session_ttl_min),
+            node_id=args.node_id,
         )
         client.start()
     except (JoinError, ValueError) as error:

@@ -26,9 +26,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from ..durations import SECOND
 from .api_common import ApiContext
 from .blocking import Parker
 from .catalog import CHECKS, SERF_CHECK_ID, SERVICES
@@ -193,7 +195,19 @@ class ClientAgent:
         serf_port: int = 0,
         gossip: GossipConfig | None = None,
         advertise_serf: str | None = None,
+        session_ttl_min_ns: int = 10 * SECOND,
+        node_id: str | None = None,
     ) -> None:
+        if node_id is not None:
+            try:
+                node_id = str(uuid.UUID(node_id))
+            except ValueError:
+                raise ValueError(
+                    f"-node-id {node_id!r} is not a UUID (Consul's node IDs are UUIDs, e.g. "
+                    f"{uuid.uuid4()})"
+                ) from None
+        self.node_id = node_id
+        self.session_ttl_min_ns = session_ttl_min_ns
         self.join_address = join
         self.advertise_serf = split_address(advertise_serf) if advertise_serf else None
         self.host = host
@@ -251,7 +265,11 @@ class ClientAgent:
         """Find the server, open the ports, join (raises :class:`JoinError`), start syncing."""
         self.server = locate_server(self.join_address)
         state = DevState(
-            node_name=self._node_name, datacenter=self.server.datacenter, gossip=self.config
+            node_name=self._node_name,
+            datacenter=self.server.datacenter,
+            gossip=self.config,
+            session_ttl_min_ns=self.session_ttl_min_ns,
+            node_id=self.node_id,
         )
         self.state = state
         self._ping = PingListener((self.host, self.requested_serf_port), self._answer_ping)

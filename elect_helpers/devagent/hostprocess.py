@@ -73,14 +73,17 @@ class ClientAgentProcess(_Signals, DevAgentProcess):
         node_name: str,
         gossip: GossipConfig | None = None,
         advertise_serf: str | None = None,
+        node_id: str | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(port=0, node_name=node_name, **kwargs)  # type: ignore[arg-type]
         self.join = join
         self.advertise_serf = advertise_serf
+        self.node_id = node_id
         self.gossip = gossip or DEV_GOSSIP
 
     def command(self) -> list[str]:
         """``python -m elect_helpers.devagent -join ... -node ...`` with the gossip flags."""
         extra = ["-advertise-serf-lan", self.advertise_serf] if self.advertise_serf else []
+        extra += ["-node-id", self.node_id] if self.node_id else []
         return [*super().command(), "-join", self.join, *gossip_flags(self.gossip), *extra]

@@ -55,9 +55,11 @@ class DevAgent:
         datacenter: str = "dc1",
         gossip: GossipConfig | None = None,
         enable_script_checks: bool = False,
+        node_id: str | None = None,
     ) -> None:
         self.host = host
         self.enable_script_checks = enable_script_checks
+        self.node_id = node_id
         self.gossip = gossip or DEV_GOSSIP
         self.datacenter_members: Datacenter | None = None
         self.requested_port = port
@@ -105,6 +107,7 @@ class DevAgent:
             session_ttl_min_ns=self.session_ttl_min_ns,
             gossip=self.gossip,
             enable_script_checks=self.enable_script_checks,
+            node_id=self.node_id,
         )
         try:
             service = HTTPService(Router(), {"X-Consul-Default-ACL-Policy": "allow"})

@@ -57,12 +57,13 @@ class DevState:
         start_check_runners: bool = True,
         gossip: GossipConfig = DEV_GOSSIP,
         enable_script_checks: bool = False,
+        node_id: str | None = None,
     ) -> None:
         self.node_name = node_name or default_node_name()
         self.gossip = gossip
         self.datacenter = datacenter
         self.session_ttl_min_ns = session_ttl_min_ns
-        self.node_id = str(uuid.uuid4())
+        self.node_id = node_id or str(uuid.uuid4())
         self.timers = timers or TimerService()
         self.clock = self.timers.clock
         self._rng = rng or random.Random()

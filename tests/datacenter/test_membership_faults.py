@@ -307,3 +307,55 @@ def test_a_client_whose_server_is_gone_serves_its_local_state_only(uid: str) -> 
         finally:
             assert host.process is not None
             host.process.stop()
+
+
+def test_a_host_restarted_with_its_node_id_is_the_same_node_at_once(
+    embedded: Datacenter, new_client: Callable[..., Agent], uid: str
+) -> None:
+    import uuid
+
+    from elect_helpers.devagent.hostprocess import ClientAgentProcess
+
+    node_id = str(uuid.uuid4())
+    name = f"same-{uid}"
+    first = ClientAgentProcess(join=embedded.server.address, node_name=name, node_id=node_id,
+                               gossip=DEV_GOSSIP, log_level="warn")  # fmt: skip
+    first.start()
+    try:
+        assert Api(first.url or "").get("/v1/agent/self").json()["Config"]["NodeID"] == node_id
+        first.kill()
+        again = ClientAgentProcess(join=embedded.server.address, node_name=name, node_id=node_id,
+                                   gossip=DEV_GOSSIP, log_level="warn")  # fmt: skip
+        again.start()  # accepted before the killed agent is detected: same ID, same node
+        try:
+            assert serf_status(embedded.server.api, name) == "passing"
+            nodes = {
+                n["Node"]: n["ID"] for n in embedded.server.api.get("/v1/catalog/nodes").json()
+            }
+            assert nodes[name] == node_id
+        finally:
+            again.stop()
+    finally:
+        first.stop()
+
+
+def test_a_client_shows_its_session_ttl_min(embedded: Datacenter) -> None:
+    from elect_helpers.devagent.hostprocess import ClientAgentProcess
+
+    host = ClientAgentProcess(
+        join=embedded.server.address,
+        node_name=f"ttl-{time.time_ns()}",
+        session_ttl_min="1s",
+        gossip=DEV_GOSSIP,
+        log_level="warn",
+    )
+    with host:
+        config = Api(host.url or "").get("/v1/agent/self").json()["DebugConfig"]
+        assert config["SessionTTLMin"] == "1s"
+
+
+def test_a_bad_node_id_is_one_clear_error(embedded: Datacenter) -> None:
+    result = run_cli("-join", embedded.server.address, "-node", "x", "-node-id", "nope",
+                     "-http-port", "0")  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "is not a UUID" in result.stderr
