@@ -12,7 +12,7 @@ from typing import Any
 from ..durations import format_duration
 from . import maintenance, render
 from .api_common import ApiContext, json_prefix
-from .catalog import CRITICAL, PASSING, STATUSES, WARNING
+from .catalog import CRITICAL, PASSING, SERVICES, STATUSES, WARNING
 from .decode import DecodeError, Schema, decode_struct, parse_body
 from .definitions import (
     CHECK_DEFINITION,
@@ -24,9 +24,10 @@ from .definitions import (
 from .errors import InvalidInput, go_quote
 from .filters import AGENT_SERVICE, HEALTH_CHECK, filter_members, optional_filter
 from .gossip import DEV_GOSSIP_INTERVAL, GOSSIP_NODES, RETRANSMIT_MULT
-from .httpcore import BodyTooLarge, Request, Response
+from .httpcore import PLAIN, BodyTooLarge, Deferred, Request, Response
 from .startup import SERVER_PORT
 from .state import CONSUL_VERSION, SERF_LAN_PORT
+from .store import QueryResult, Topic
 
 BUILD_DATE = "2024-10-14T19:44:41Z"
 GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
@@ -181,6 +182,44 @@ class AgentEndpoint:
             sid: render.agent_service(s, dc) for sid, s in self.api.state.local.services().items()
         }
         return self.api.json(request, found.values(body) if found else body)
+
+    def service(self, request: Request) -> Response | Deferred:
+        """``GET /v1/agent/service/<id>`` (``AgentService``): one local service with its
+        ``ContentHash`` (also in ``X-Consul-ContentHash``); with ``?hash=`` equal to the
+        current hash it blocks until the service changes or ``?wait`` runs out."""
+        service_id = request.path[len("/v1/agent/service/") :]
+        options = self.api.parse(request)
+        state = self.api.state
+        dc = state.datacenter
+
+        def run() -> QueryResult[dict[str, Any] | None]:
+            found = state.local.services().get(service_id)
+            body = None if found is None else render.agent_service(found, dc)
+            if body is not None:
+                body = render.with_content_hash(body)
+            return QueryResult(state.store.table_index(SERVICES), body, (Topic(SERVICES),))
+
+        def finish(result: QueryResult[dict[str, Any] | None]) -> Response:
+            if result.value is None:
+                text = f"unknown service ID: {service_id}"
+                return Response(404, text.encode(), {"Content-Type": PLAIN})
+            content_hash = result.value["ContentHash"]
+            return self.api.json(
+                request, result.value, headers={"X-Consul-ContentHash": content_hash}
+            )
+
+        with state.store.lock:
+            first = run()
+        wanted = request.get("hash")
+        if not wanted or first.value is None or first.value["ContentHash"] != wanted:
+            return finish(first)
+        return Deferred(
+            run=run,  # type: ignore[arg-type]
+            render=finish,  # type: ignore[arg-type]
+            min_index=first.index,
+            timeout_s=state.query_timeout_s(options.wait_ns),
+            cache_key=(request.raw_path, request.raw_query),
+        )
 
     def checks(self, request: Request) -> Response:
         """``GET /v1/agent/checks``: local checks keyed by ID (not ``serfHealth``), ``?filter``

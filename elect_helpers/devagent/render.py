@@ -7,6 +7,8 @@ honouring ``omitempty`` and Consul's "empty list, not null" fix-ups.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from typing import Any
 
 from .catalog import HealthCheck, Node, Service
@@ -118,6 +120,20 @@ def agent_service(s: Service, datacenter: str) -> dict[str, Any]:
     out["Datacenter"] = datacenter
     if s.locality:
         out["Locality"] = s.locality
+    return out
+
+
+def with_content_hash(agent_service_json: dict[str, Any]) -> dict[str, Any]:
+    """The ``api.AgentService`` of ``GET /v1/agent/service/<id>`` with its ``ContentHash``
+    (before ``Datacenter``, as the struct orders it): a hash of everything else, so it changes
+    whenever the service does.  Consul hashes the Go struct (hashstructure), so the values
+    differ from Consul's; only their meaning is the same."""
+    digest = hashlib.sha256(json.dumps(agent_service_json, sort_keys=True).encode())
+    out: dict[str, Any] = {}
+    for key, value in agent_service_json.items():
+        if key == "Datacenter":
+            out["ContentHash"] = digest.hexdigest()[:16]
+        out[key] = value
     return out
 
 

@@ -37,6 +37,7 @@ def build_router(api: ApiContext, http_port: int, client_addr: str) -> Router:
         ("/v1/agent/self", GET, agent.self_info),
         ("/v1/agent/members", GET, agent.members),
         ("/v1/agent/services", GET, agent.services),
+        ("/v1/agent/service/", GET, agent.service),
         ("/v1/agent/checks", GET, agent.checks),
         ("/v1/agent/service/register", PUT, agent.register_service),
         ("/v1/agent/service/deregister/", PUT, agent.deregister_service),
