@@ -25,7 +25,7 @@ from .errors import InvalidInput, go_quote
 from .filters import AGENT_SERVICE, HEALTH_CHECK, filter_members, optional_filter
 from .gossip import DEV_GOSSIP_INTERVAL, GOSSIP_NODES, RETRANSMIT_MULT
 from .httpcore import PLAIN, BodyTooLarge, Deferred, Request, Response
-from .startup import SERVER_PORT
+from .startup import GRPC_PORT, SERVER_PORT
 from .state import CONSUL_VERSION, SERF_LAN_PORT
 from .store import QueryResult, Topic
 
@@ -45,6 +45,30 @@ def decode_body(request: Request, schema: Schema) -> dict[str, Any]:
         return decode_struct(parse_body(body), schema)
     except DecodeError as error:
         raise InvalidInput(f"Request decode failed: {error}") from None
+
+
+def server_serf_tags(datacenter: str, node_id: str) -> dict[str, str]:
+    """The LAN serf tags of a dev server, as ``/v1/agent/self`` ``Member`` and
+    ``/v1/agent/members`` show them (``agent/consul/server_serf.go :: setupSerfConfig``: role,
+    dc, segment, id, vsn/vsn_min/vsn_max, raft_vsn, build, port, grpc_port (dev serves gRPC),
+    acls "0" with ACLs off, the ft_fs/ft_si feature flags and wan_join_port)."""
+    return {
+        "acls": "0",
+        "build": f"{CONSUL_VERSION}:embedded",
+        "dc": datacenter,
+        "ft_fs": "1",
+        "ft_si": "1",
+        "grpc_port": str(GRPC_PORT),
+        "id": node_id,
+        "port": str(SERVER_PORT),
+        "raft_vsn": "3",
+        "role": "consul",
+        "segment": "",
+        "vsn": "2",
+        "vsn_max": "3",
+        "vsn_min": "2",
+        "wan_join_port": "8302",
+    }
 
 
 def serf_member(node: str, tags: dict[str, str]) -> dict[str, Any]:
@@ -79,23 +103,7 @@ class AgentEndpoint:
         state = self.api.state
         node = state.node_name
         version = CONSUL_VERSION
-        tags = {
-            "acls": "0",
-            "build": f"{version}:embedded",
-            "dc": state.datacenter,
-            "ft_fs": "1",
-            "ft_si": "1",
-            "grpc_port": "8502",
-            "id": state.node_id,
-            "port": str(SERVER_PORT),
-            "raft_vsn": "3",
-            "role": "consul",
-            "segment": "",
-            "vsn": "2",
-            "vsn_max": "3",
-            "vsn_min": "2",
-            "wan_join_port": "8302",
-        }
+        tags = server_serf_tags(state.datacenter, state.node_id)
         body = {
             "Config": {
                 "Datacenter": state.datacenter,

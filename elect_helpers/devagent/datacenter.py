@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-from .api_agent import serf_member
+from .api_agent import serf_member, server_serf_tags
 from .catalog import (
     CRITICAL,
     PASSING,
@@ -43,7 +43,6 @@ from .filters import filter_members
 from .gossip import Change, GossipConfig, Member, MemberTable, Status
 from .httpcore import JSON_TYPE, Request, Response, Router
 from .pingwire import ping
-from .startup import SERVER_PORT
 from .state import CONSUL_VERSION, SERF_LAN_PORT, DevState
 
 log = logging.getLogger("elect_helpers.devagent")
@@ -74,8 +73,8 @@ def client_tags(datacenter: str, node_id: str) -> dict[str, str]:
 
 
 def server_tags(datacenter: str, node_id: str) -> dict[str, str]:
-    """The serf tags of the dev server (``role`` consul, server ``port``)."""
-    return {"dc": datacenter, "id": node_id, "role": "consul", "port": str(SERVER_PORT)}
+    """The serf tags of the dev server (the same set ``/v1/agent/self`` shows)."""
+    return server_serf_tags(datacenter, node_id)
 
 
 def member_json(member: Member, datacenter: str) -> dict[str, Any]:
