@@ -41,6 +41,8 @@ from elect_helpers.errors import (
 )
 from elect_helpers.events import EventLog, merge_timeline, read_events
 from elect_helpers.fencing import ResourceServer
+from elect_helpers.hosts import HostAgents
+from elect_helpers.hosts import check_statuses as hosts_check_statuses
 from elect_helpers.node.options import NodeOptions
 from elect_helpers.supervisor import ChildProcess, Supervisor
 
@@ -55,7 +57,10 @@ class NodeStatus:
     fencing token while it believes it leads.  ``consul_leader`` and ``check`` are what
     Consul says: whether the leader key names this node, and its health check's status
     (None when not registered).  ``program`` is what runs the node (``python``, or a Go
-    program of :mod:`elect_helpers.gonodes`); ``language`` says it for people.
+    program of :mod:`elect_helpers.gonodes`); ``language`` says it for people.  In a
+    cluster with hosts, ``host`` is the state of the node's host agent (up, frozen,
+    crashed, left, exited) and ``serf_health`` its ``serfHealth`` check as the server sees
+    it; both are None without hosts.
     """
 
     name: str
@@ -68,6 +73,8 @@ class NodeStatus:
     consul_leader: bool
     check: str | None
     program: str = "python"
+    host: str | None = None
+    serf_health: str | None = None
 
     @property
     def language(self) -> str:
@@ -77,6 +84,8 @@ class NodeStatus:
     def __str__(self) -> str:
         belief = self.believes + (f" (token {self.token})" if self.token is not None else "")
         consul_view = ("LEADER" if self.consul_leader else "-") + f", check {self.check or '-'}"
+        if self.host is not None:
+            consul_view += f", host {self.host}, serfHealth {self.serf_health or '-'}"
         return (
             f"{self.name:<8} pid {self.pid or '-':<7} {self.state:<8} "
             f"believes {belief:<22} consul: {consul_view}"
@@ -107,6 +116,11 @@ class Cluster:
     :meth:`close` after the timeline has been read.  ``resource=True`` starts a
     :class:`ResourceServer` (``.resource``) and has every node write to both its stores.
     ``address`` is the agent (default: ``CONSUL_HTTP_ADDR`` or 127.0.0.1:8500).
+
+    ``hosts=True`` gives every node its own host: a client agent joined to that agent (which
+    must be the embedded dev agent; otherwise :class:`~elect_helpers.hosts.HostsUnavailable`
+    says why), which the node talks to.  Then :meth:`crash_host`, :meth:`freeze_host` and
+    :meth:`thaw_host` act on agent and node together (see :mod:`elect_helpers.hosts`).
     """
 
     def __init__(
@@ -117,6 +131,7 @@ class Cluster:
         *,
         address: str | None = None,
         start_timeout: float = 20.0,
+        hosts: bool = False,
         **node_defaults: Any,
     ) -> None:
         self._check_option_names(node_defaults)
@@ -136,6 +151,21 @@ class Cluster:
         self._closed = False
         self._final_timeline: list[dict[str, Any]] | None = None
         self._supervisor = Supervisor()
+        self.hosts: HostAgents | None = None
+        if hosts:
+            try:
+                self.hosts = HostAgents(
+                    self._supervisor,
+                    connection.client_address(self.client).address,
+                    self.events_dir,
+                    self._log_host_signal,
+                    start_timeout,
+                )
+            except BaseException:
+                self._supervisor.close()
+                if self._own_dir:
+                    shutil.rmtree(self.events_dir, ignore_errors=True)
+                raise
         self.resource: ResourceServer | None = ResourceServer() if resource else None
         atexit.register(self.close)
 
@@ -233,11 +263,13 @@ class Cluster:
                     name, {**self.node_defaults, **options}, 3, self._program_of(name, program)
                 )
             nodes = [self._prepare(name, options, program) for name in wanted]
+            if self.hosts is not None:
+                self.hosts.ensure_up(wanted)
             pending = {
                 self._supervisor.launch(
                     node.process,
                     lambda fd, node=node: self._argv(node.name, node.options, fd, node.program),
-                    self._env,
+                    self._node_env(node.name),
                 ): node.process
                 for node in nodes
             }
@@ -245,6 +277,13 @@ class Cluster:
         if failures:
             raise NodeStartError("; ".join(failures))
         return [self.status(node.name) for node in nodes]
+
+    def _node_env(self, name: str) -> dict[str, str]:
+        """The node's environment: its host's agent as CONSUL_HTTP_ADDR, if it has one."""
+        host = self.hosts.get(name) if self.hosts is not None else None
+        if host is None or host.http_address is None:
+            return self._env
+        return {**self._env, "CONSUL_HTTP_ADDR": host.http_address}
 
     def _check_startable(self, name: str) -> None:
         existing = self._nodes.get(name)
@@ -320,6 +359,55 @@ class Cluster:
                 self.stop(name)
             return self.start(name, **{**node.options, **options})
 
+    # -- what happens to a host (clusters with hosts=True) ----------------------------------
+
+    def _require_hosts(self, action: str) -> HostAgents:
+        if self.hosts is None:
+            raise ClusterError(
+                f"cannot {action}: this cluster's nodes share one agent and have no hosts; "
+                "create the cluster with Cluster(..., hosts=True)"
+            )
+        return self.hosts
+
+    def _log_host_signal(self, name: str, detail: str) -> None:
+        node = self._nodes.get(name)
+        if node is not None:
+            node.log.emit("signal", detail=f"{detail} to the host agent")
+
+    def crash_host(self, name: str) -> NodeStatus:
+        """The host loses power: its node and its agent are SIGKILLed together."""
+        with self._lock:
+            hosts = self._require_hosts("crash the host")
+            node = self._get(name)
+            hosts.require(name, "crash the host")
+            if node.process.alive:
+                self._supervisor.kill(node.process)
+            hosts.crash(name)
+            return self.status(name)
+
+    def freeze_host(self, name: str) -> NodeStatus:
+        """The host hangs (a frozen VM): its node and its agent are SIGSTOPped together."""
+        with self._lock:
+            hosts = self._require_hosts("freeze the host")
+            node = self._get(name)
+            hosts.require(name, "freeze the host", ("up",))
+            hosts.freeze(name)
+            if node.process.state == "running":
+                self._supervisor.pause(node.process)
+            return self.status(name)
+
+    def thaw_host(self, name: str) -> NodeStatus:
+        """A frozen host runs on (SIGCONT to agent and node): its agent rejoins, and its
+        node may still believe it leads for a moment."""
+        with self._lock:
+            hosts = self._require_hosts("thaw the host")
+            node = self._get(name)
+            hosts.require(name, "thaw the host", ("frozen",))
+            hosts.thaw(name)
+            if node.process.state == "paused":
+                self._supervisor.resume(node.process)
+            return self.status(name)
+
     # -- what is going on -----------------------------------------------------------------
 
     def names(self) -> list[str]:
@@ -354,12 +442,16 @@ class Cluster:
     def _statuses(self, nodes: list[_Node]) -> list[NodeStatus]:
         try:
             leader = self.leader()
-            checks = consul_view.check_statuses(self.client)
+            if self.hosts is None:
+                checks = consul_view.check_statuses(self.client)
+            else:
+                checks = hosts_check_statuses(self.client, self.hosts.names())
         except (ElectHelpersError, consul.ConsulException, OSError):
             leader, checks = None, {}
         result = []
         for node in nodes:
             belief = timeline.belief(self._events_of(node))
+            host = self.hosts.get(node.name) if self.hosts is not None else None
             result.append(
                 NodeStatus(
                     name=node.name,
@@ -372,6 +464,8 @@ class Cluster:
                     consul_leader=leader is not None and leader.node == node.name,
                     check=checks.get(f"service:{node.name}"),
                     program=node.program,
+                    host=host.state if host is not None else None,
+                    serf_health=checks.get(f"{node.name}/serfHealth") if host else None,
                 )
             )
         return result
@@ -426,6 +520,8 @@ class Cluster:
                 if node.process.alive:
                     alive.append(node.process)
             self._supervisor.terminate(alive, timeout, "cluster closing")
+            if self.hosts is not None:
+                self.hosts.close(timeout)
             self._supervisor.close()
             self._clean_consul()
             self._final_timeline = self.timeline()
