@@ -29,6 +29,8 @@ from elect_helpers.cluster import Cluster, NodeStatus
 from elect_helpers.errors import ElectHelpersError
 
 ACTIONS = ("start", "stop", "kill", "pause", "resume")
+#: The host buttons, shown only for a cluster with hosts (``Cluster(..., hosts=True)``).
+HOST_ACTIONS = ("crash_host", "freeze_host", "thaw_host")
 _BUTTON_STYLE = {"start": "success", "stop": "info", "kill": "danger", "pause": "warning"}
 _STATE_COLOR = {"running": "#2a7", "paused": "#a60", "stopped": "#777", "killed": "#c22"}
 
@@ -94,10 +96,14 @@ class ClusterPanel:
         return bundle
 
     def _add_row(self, name: str) -> _NodeRow:
-        row = _NodeRow(name, lambda action, node=name: self._run(action, node))
+        row = _NodeRow(name, lambda action, node=name: self._run(action, node), self._actions())
         self._rows[name] = row
         self._rows_box.children = [r.box for r in self._rows.values()]
         return row
+
+    def _actions(self) -> tuple[str, ...]:
+        """The buttons of each row: the process ones, and the host ones if there are hosts."""
+        return ACTIONS + (HOST_ACTIONS if self.cluster.hosts is not None else ())
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -110,8 +116,13 @@ class ClusterPanel:
         if action == "shutdown":
             button = self.shutdown_button
         else:
-            if action not in ACTIONS:
-                raise ValueError(f"no {action!r} button; the buttons are {', '.join(ACTIONS)}")
+            if action not in self._actions():
+                hint = (
+                    "; host buttons need Cluster(..., hosts=True)" if action in HOST_ACTIONS else ""
+                )
+                raise ValueError(
+                    f"no {action!r} button; the buttons are {', '.join(self._actions())}{hint}"
+                )
             if node not in self._rows:
                 raise ValueError(
                     f"no row for node {node!r} in this panel (rows: {', '.join(self._rows)}); "
@@ -252,18 +263,20 @@ def _leader_text(node: str | None) -> str:
 
 
 class _NodeRow:
-    """One node: its name, a status line and the five action buttons."""
+    """One node: its name, a status line and its action buttons (five, or eight with a host)."""
 
-    def __init__(self, name: str, on_action: Callable[[str], None]) -> None:
+    def __init__(
+        self, name: str, on_action: Callable[[str], None], actions: tuple[str, ...] = ACTIONS
+    ) -> None:
         self.name = name
         self.status = widgets.HTML("not started", layout=widgets.Layout(width="520px"))
         self.buttons: dict[str, widgets.Button] = {}
-        for action in ACTIONS:
+        for action in actions:
             button = widgets.Button(
-                description=action,
-                tooltip=f"{action} {name}",
+                description=action.replace("_", " "),
+                tooltip=f"{action.replace('_', ' ')} {name}",
                 button_style=_BUTTON_STYLE.get(action, ""),
-                layout=widgets.Layout(width="72px"),
+                layout=widgets.Layout(width="90px" if action in HOST_ACTIONS else "72px"),
             )
             button.on_click(lambda _b, action=action: on_action(action))
             self.buttons[action] = button
@@ -277,12 +290,16 @@ class _NodeRow:
         self.status.value = _status_html(status)
         state = status.state if status else "new"
         alive = state in ("running", "paused")
+        host = status.host if status else None
         enabled = {
             "start": not alive,
             "stop": alive,
             "kill": alive,
             "pause": state == "running",
             "resume": state == "paused",
+            "crash_host": host in ("up", "frozen"),
+            "freeze_host": host == "up",
+            "thaw_host": host == "frozen",
         }
         for action, button in self.buttons.items():
             button.disabled = not enabled[action]
@@ -306,4 +323,6 @@ def _status_html(status: NodeStatus | None) -> str:
         parts.append("<b>Consul: leader</b>")
     if status.check:
         parts.append(f"check {status.check}")
+    if status.host is not None:
+        parts.append(f"host {status.host}, serfHealth {status.serf_health or '-'}")
     return " · ".join(parts)

@@ -106,3 +106,41 @@ def test_freeze_and_thaw_act_on_agent_and_node_together(server: DevAgent) -> Non
         status = cluster.thaw_host("node01")
         assert (status.state, status.host) == ("running", "up")
         _wait(lambda: cluster.status("node01").serf_health == "passing", 5, "the rejoin")
+
+
+def test_the_panel_has_host_buttons_only_for_a_cluster_with_hosts(server: DevAgent) -> None:
+    from elect_helpers.panel import HOST_ACTIONS, ClusterPanel
+
+    with Cluster("hosts-panel", address=server.address, resource=False, hosts=True) as cluster:
+        panel = ClusterPanel(cluster, ["node01"], refresh_every=60)
+        try:
+            row = panel._rows["node01"]
+            assert [row.buttons[a].description for a in HOST_ACTIONS] == [
+                "crash host",
+                "freeze host",
+                "thaw host",
+            ]
+            assert all(row.buttons[a].disabled for a in HOST_ACTIONS), "no host yet"
+            panel.click("start", "node01")
+            assert not row.buttons["freeze_host"].disabled
+            assert row.buttons["thaw_host"].disabled
+            panel.click("freeze_host", "node01")
+            assert panel.shown["node01"].host == "frozen"
+            assert not row.buttons["thaw_host"].disabled
+            panel.click("thaw_host", "node01")
+            panel.click("crash_host", "node01")
+            assert (panel.shown["node01"].state, panel.shown["node01"].host) == (
+                "killed",
+                "crashed",
+            )
+            assert "host crashed" in row.status.value
+        finally:
+            panel.close()
+    with Cluster("hosts-panel-no", address=server.address, resource=False) as cluster:
+        panel = ClusterPanel(cluster, ["node01"], refresh_every=60)
+        try:
+            assert "crash_host" not in panel._rows["node01"].buttons
+            with pytest.raises(ValueError, match=r"host buttons need Cluster"):
+                panel.click("crash_host", "node01")
+        finally:
+            panel.close()
