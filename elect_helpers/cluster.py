@@ -82,7 +82,7 @@ class NodeStatus:
         return gonodes.PROGRAMS.get(self.program, self.program)
 
     def __str__(self) -> str:
-        belief = self.believes + (f" (token {self.token})" if self.token is not None else "")
+        belief = self.believes + (f" (token #{self.token})" if self.token is not None else "")
         consul_view = ("LEADER" if self.consul_leader else "-") + f", check {self.check or '-'}"
         if self.host is not None:
             consul_view += f", host {self.host}, serfHealth {self.serf_health or '-'}"
@@ -423,7 +423,7 @@ class Cluster:
     ) -> lock.LeaderInfo:
         """Block until Consul names a leader (other than ``other_than``); return it.
 
-        Uses blocking queries on the leader key; raises :class:`TimeoutError` after
+        Uses blocking queries on the leader key; raises :class:`~.errors.WaitTimeout` after
         ``timeout`` seconds.
         """
         return consul_view.wait_for_leader(self.client, self.key, timeout, other_than)
@@ -482,7 +482,7 @@ class Cluster:
         """Wait until node ``name`` has logged ``event`` (after time ``after``); return it.
 
         ``where`` narrows the match further.  Reads the node's event file every 50 ms (the
-        nodes themselves never poll).  Raises :class:`TimeoutError` after ``timeout``.
+        nodes themselves never poll).  Raises :class:`~.errors.WaitTimeout` after ``timeout``.
         """
         node = self._get(name)
         return timeline.wait_for_event(

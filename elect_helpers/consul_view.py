@@ -14,6 +14,7 @@ import consul
 
 from elect_helpers import connection, lock
 from elect_helpers.durations import seconds_to_go, to_seconds
+from elect_helpers.errors import WaitTimeout
 from elect_helpers.watch import next_index
 
 
@@ -28,7 +29,7 @@ def wait_for_leader(
 ) -> lock.LeaderInfo:
     """Block until Consul names a holder of ``key`` (other than node ``other_than``).
 
-    Uses blocking queries on the key; raises :class:`TimeoutError` after ``timeout``.
+    Uses blocking queries on the key; raises :class:`~.errors.WaitTimeout` after ``timeout``.
     """
     deadline = time.monotonic() + to_seconds(timeout)
     index = 0
@@ -41,7 +42,7 @@ def wait_for_leader(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 holder = f"{info.node} still leads" if info else "nobody leads"
-                raise TimeoutError(
+                raise WaitTimeout(
                     f"no leader{f' other than {other_than}' if other_than else ''} for "
                     f"{key} within {to_seconds(timeout):g}s ({holder})"
                 )

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from elect_helpers.errors import WaitTimeout
+
 Event = dict[str, Any]
 POLL_INTERVAL = 0.05  # seconds between reads of an event file while waiting for an event
 
@@ -79,7 +81,7 @@ def wait_for_event(
     """Re-read node ``name``'s events with ``read()`` until :func:`find_event` finds one.
 
     Reads every ``POLL_INTERVAL`` (the controller polls the file; the nodes themselves
-    never poll).  Raises :class:`TimeoutError` after ``timeout`` seconds.
+    never poll).  Raises :class:`~.errors.WaitTimeout` after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -87,5 +89,5 @@ def wait_for_event(
         if found is not None:
             return found
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"{name} logged no {event!r} event within {timeout:g}s")
+            raise WaitTimeout(f"{name} logged no {event!r} event within {timeout:g}s")
         time.sleep(POLL_INTERVAL)

@@ -19,7 +19,13 @@ import pytest
 from elect_helpers.cluster import Cluster
 from elect_helpers.connection import consul_client
 from elect_helpers.consul_view import remove_leftovers
-from elect_helpers.errors import ClusterError, NodeNotRunning, NodeStartError, UnknownNode
+from elect_helpers.errors import (
+    ClusterError,
+    NodeNotRunning,
+    NodeStartError,
+    UnknownNode,
+    WaitTimeout,
+)
 from elect_helpers.events import read_events
 
 
@@ -121,11 +127,11 @@ def test_close_stops_every_node_and_cleans_up_consul(dev_agent):
 
 def test_wait_for_leader_longer_than_one_blocking_query(make_cluster, monkeypatch):
     # A timeout longer than the client's request timeout must take several blocking
-    # queries, each within it, and end in TimeoutError rather than "agent unreachable".
+    # queries, each within it, and end in WaitTimeout rather than "agent unreachable".
     cluster = make_cluster(resource=False)
     monkeypatch.setattr("elect_helpers.connection.MAX_BLOCKING_WAIT", 0.3)
     cluster.client.http.timeout = 1.0
-    with pytest.raises(TimeoutError, match=r"no leader for .* within 1\.5s \(nobody leads\)"):
+    with pytest.raises(WaitTimeout, match=r"no leader for .* within 1\.5s \(nobody leads\)"):
         cluster.wait_for_leader(timeout=1.5)
 
 
