@@ -118,3 +118,7 @@ class NodeNotRunning(ClusterError):
 
 class NodeStartError(ClusterError):
     """A node process exited or hung while starting; the message includes its stderr."""
+
+
+class ProxyError(ElectHelpersError):
+    """A :class:`~.netproxy.LinkProxy` cannot do what was asked (closed, or not answering)."""
