@@ -65,8 +65,8 @@ class HealthCatalogEndpoint:
     ) -> Response | Deferred:
         """Answer (or block on) a read; ``shape`` builds the body from the result.
 
-        ``shape`` may raise :class:`InvalidInput` for a parameter Consul only checks after
-        its query (``?passing``): that 400 carries the read's meta headers, as there.  A
+        ``shape`` may raise :class:`InvalidInput` for a parameter checked only after the query:
+        that 400 carries the read's meta headers.  A
         :class:`Failure` from ``shape`` (a filter failing on the data) is Consul's 500 for an
         error inside the query: with an empty reply's meta headers where ``error_meta``.
         """
@@ -126,10 +126,12 @@ class HealthCatalogEndpoint:
     def health_service(self, request: Request) -> Response | Deferred:
         """``GET /v1/health/service/<name>`` with ``?passing`` and ``?tag``.
 
-        Like ``healthServiceNodes``, ``?passing`` is parsed only after the (blocking) query.
+        As in 1.20's ``healthServiceNodes``, ``?passing`` is parsed before the query: a bad
+        value is a plain 400 without meta headers, ahead of any datacenter or filter error.
         """
         options = self.api.parse(request)
         name = self._name(request, "/v1/health/service/", "Missing service name")
+        passing = _passing_filter(request)
         tags = request.query.get("tag", [])
         catalog = self.api.state.catalog
         streaming = options.min_index > 0 or options.cached
@@ -137,7 +139,6 @@ class HealthCatalogEndpoint:
         meta_filters = node_meta_pairs(request.query.get("node-meta", []))
 
         def shape(entries: list[Any]) -> list[dict[str, Any]]:
-            passing = _passing_filter(request)
             out = []
             for node, service, checks in entries:
                 if tags and not all(t in service.tags for t in tags):
