@@ -63,8 +63,12 @@ func TestAgentServiceWithHTTPCheck(t *testing.T) {
 		t.Fatalf("Services()[node01] = %+v", svc)
 	}
 	one, _, err := client.Agent().Service("node01", nil)
-	if err != nil || one.ID != "node01" {
+	if err != nil || one.ID != "node01" || one.Service != "monitoring" || one.ContentHash == "" {
 		t.Errorf("Service(node01) = %+v, %v", one, err)
+	}
+	if _, _, err := client.Agent().Service("nope", nil); err == nil ||
+		!strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "unknown service ID: nope") {
+		t.Errorf("Service(nope) error = %v", err)
 	}
 	check := waitForStatus(t, client, "service:node01", api.HealthPassing, 5*time.Second)
 	if check.Type != "http" || check.ServiceID != "node01" || check.ServiceName != "monitoring" {
