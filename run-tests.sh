@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Run every test: set up .venv like start-tutorial.sh, then `ruff check`, then pytest on tests/
-# and on the notebooks (nbval, lax mode, in this interpreter), including the browser test.
+# Run every test: set up .venv like start-tutorial.sh, then `ruff check`, then (when `go` is on
+# PATH) the Go module's tests in interop/go (HashiCorp's client against the embedded agent),
+# then pytest on tests/ and on the notebooks (nbval, lax mode, in this interpreter), including
+# the browser test and the mixed Go/Python elections of tests/interop (skipped without Go).
 #
 # The browser test (pytest marker `browser`) drives Debian's /usr/bin/chromium through Python
 # playwright. When that browser is missing or does not start, the test is deselected with a
 # message, unless REQUIRE_BROWSER=1 (as in CI), which makes it an error instead.
-# Extra arguments go to pytest (e.g. ./run-tests.sh -k binder -x).
+# Extra arguments go to pytest (e.g. ./run-tests.sh -k binder -x), and then the Go module's
+# tests are left out.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -32,6 +35,16 @@ elect_ensure_venv
 
 elect_say "ruff check"
 "$ELECT_VENV/bin/ruff" check .
+
+if (($# > 0)); then
+    elect_say "extra arguments given: only pytest runs (no go test in interop/go)"
+elif command -v go >/dev/null 2>&1; then
+    elect_say "go test ./... in interop/go ($(go version))"
+    (cd interop/go && ELECT_PYTHON="$ELECT_PY" go test ./...)
+else
+    elect_say "skipping the Go tests (interop/go and tests/interop): go is not on PATH" \
+        "(install Go 1.26.7 or newer: https://go.dev/dl/)"
+fi
 
 pytest_args=(tests)
 if [[ -d notebooks ]]; then

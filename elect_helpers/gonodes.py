@@ -36,7 +36,7 @@ def go_missing() -> str | None:
     if not (MODULE_DIR / "go.mod").is_file():
         return f"{MODULE_DIR}/go.mod not found (the Go programs live in this repository)"
     if shutil.which("go") is None:
-        return "go is not on PATH (install Go 1.26 or newer from https://go.dev/dl/)"
+        return "go is not on PATH (install Go 1.26.7 or newer from https://go.dev/dl/)"
     return None
 
 

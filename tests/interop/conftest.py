@@ -1,9 +1,9 @@
 """Fixtures for elections in which Go and Python candidates contend for one key.
 
 ``go_programs`` builds the Go node programs (``interop/go``, see :mod:`elect_helpers.gonodes`)
-once per session; without ``go`` on PATH every test here is skipped with the same reason,
-which pytest's summary prints once.  ``mixed_cluster`` makes clusters on the shared test
-agent, each with its own service, all closed afterwards.
+once per session (the test modules skip themselves, with one message, when Go is missing).
+``mixed_cluster`` makes clusters on the shared test agent, each with its own service, all
+closed afterwards.
 """
 
 from __future__ import annotations
@@ -22,9 +22,6 @@ _services = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def go_programs() -> None:
-    missing = gonodes.go_missing()
-    if missing:
-        pytest.skip(f"Go interop tests need Go: {missing}")
     gonodes.build()  # Go is here, so a failing build is a failure, not a skip
 
 

@@ -14,8 +14,12 @@ import time
 
 import pytest
 
+from elect_helpers import gonodes
 from elect_helpers.cluster import Cluster
 from elect_helpers.session import session_info
+
+if _missing := gonodes.go_missing():  # one skip, one message, for the whole module
+    pytest.skip(f"mixed Go/Python elections need Go: {_missing}", allow_module_level=True)
 
 # Short timings on the test agent (session_ttl_min 100ms): a crash costs about 2 x TTL.
 FAST = {"ttl": "1s", "lock_delay": "0s", "write_interval": "100ms"}
