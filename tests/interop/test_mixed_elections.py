@@ -163,7 +163,9 @@ def test_a_frozen_leader_is_fenced_off_across_languages(
     cluster.wait_for_event(frozen, "lost", timeout=TAKEOVER, after=woke_at)
     stale = [r for r in cluster.resource.fenced.rejected() if r.writer == frozen]
     assert stale and all(r.token == old_token for r in stale)
-    assert cluster.resource.unfenced.stale_accepted()  # without fencing it would have landed
+    # Without fencing the old token's write lands (the woken node writes there next).
+    landed = cluster.resource.unfenced.wait_for(lambda r: r.writer == frozen and r.stale, 5)
+    assert landed.accepted and landed.token == old_token
     assert cluster.leader().node == successor
     assert_fenced_store_in_order(cluster)
 
