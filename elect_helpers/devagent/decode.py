@@ -105,7 +105,8 @@ class Field:
     Kinds: ``str``, ``int``, ``uint``, ``bool``, ``strs`` (list of strings), ``strmap``
     (string to string), ``header`` (string to list of strings), ``duration`` (a Go duration
     string or a number of nanoseconds; anything else leaves it zero), ``obj`` (nested schema),
-    ``objs`` (list of nested schema), ``any`` (kept as decoded).
+    ``objs`` (list of nested schema), ``objmap`` (string to nested schema), ``any`` (kept
+    as decoded).
     """
 
     name: str
@@ -200,10 +201,18 @@ def _convert(value: Any, schema: Schema, fld: Field) -> Any:
         if not isinstance(value, list):
             raise _type_error(value, schema, fld, f"[]{fld.schema.type_name}")
         return [None if v is None else decode_struct(v, fld.schema) for v in value]
+    if kind == "objmap":
+        assert fld.schema is not None
+        if not isinstance(value, dict):
+            raise _type_error(value, schema, fld, f"map[string]structs.{fld.schema.type_name}")
+        for item in value.values():
+            if not isinstance(item, dict):
+                raise _type_error(item, schema, fld, f"structs.{fld.schema.type_name}")
+        return {k: decode_struct(v, fld.schema) for k, v in value.items()}
     raise AssertionError(f"unknown field kind {kind}")
 
 
-_NULLABLE = ("strs", "strmap", "header", "objs", "obj", "any")
+_NULLABLE = ("strs", "strmap", "header", "objs", "obj", "objmap", "any")
 
 
 def decode_struct(data: Any, schema: Schema) -> dict[str, Any]:

@@ -83,7 +83,7 @@ SERVICE_DEFINITION = Schema(
         Field("Name", "str"),
         Field("Tags", "strs"),
         Field("Address", "str"),
-        Field("TaggedAddresses", "any", aliases=("tagged_addresses",)),
+        Field("TaggedAddresses", "objmap", SERVICE_ADDRESS, aliases=("tagged_addresses",)),
         Field("Meta", "strmap"),
         Field("Port", "int"),
         Field("SocketPath", "str"),
@@ -132,7 +132,7 @@ NODE_SERVICE = Schema(
         Field("Service", "str"),
         Field("Tags", "strs"),
         Field("Address", "str"),
-        Field("TaggedAddresses", "any"),
+        Field("TaggedAddresses", "objmap", SERVICE_ADDRESS),
         Field("Meta", "strmap"),
         Field("Port", "int"),
         Field("SocketPath", "str"),
@@ -270,6 +270,15 @@ def _validate_meta(meta: dict[str, str]) -> None:
         raise InvalidInput(f"Invalid Service Meta: {problem}")
 
 
+def service_addresses(decoded: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    """A service's ``TaggedAddresses`` as ``map[string]structs.ServiceAddress`` encodes it:
+    every value has ``Address`` and ``Port``, whatever case the request used."""
+    return {
+        key: {"Address": value.get("Address", ""), "Port": value.get("Port", 0)}
+        for key, value in (decoded or {}).items()
+    }
+
+
 def is_any_address(address: str) -> bool:
     """Whether ``address`` is an unspecified IP (``0.0.0.0``, ``::``), Consul's ``ipaddr.IsAny``."""
     try:
@@ -327,7 +336,7 @@ def build_service(
         service=name,
         tags=list(fields.get("Tags") or []),
         address=address,
-        tagged_addresses=fields.get("TaggedAddresses") or {},
+        tagged_addresses=service_addresses(fields.get("TaggedAddresses")),
         meta=dict(meta),
         port=port,
         socket_path=fields.get("SocketPath", ""),

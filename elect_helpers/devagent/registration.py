@@ -23,7 +23,7 @@ from .catalog import (
     Node,
     Service,
 )
-from .definitions import check_spec, is_any_address, meta_problem
+from .definitions import check_spec, is_any_address, meta_problem, service_addresses
 from .errors import Failure, go_quote
 from .store import Store
 
@@ -65,7 +65,7 @@ def _service(fields: dict[str, Any]) -> Service:
         service=name,
         tags=list(fields.get("Tags") or []),
         address=address,
-        tagged_addresses=fields.get("TaggedAddresses") or {},
+        tagged_addresses=service_addresses(fields.get("TaggedAddresses")),
         meta=dict(fields.get("Meta") or {}),
         port=fields.get("Port", 0),
         socket_path=fields.get("SocketPath", ""),

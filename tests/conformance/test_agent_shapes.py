@@ -7,6 +7,7 @@ server's LAN tags).
 
 from __future__ import annotations
 
+from .conftest import Registrations
 from .support import Api
 
 MEMBER_FIELDS = [
@@ -44,3 +45,21 @@ def test_members_entry_of_the_server(api: Api, node: str) -> None:
     assert me["Tags"] == own["Tags"]
     assert (own["ProtocolMin"], own["ProtocolMax"]) == (1, 5)
     assert (own["DelegateMin"], own["DelegateMax"]) == (2, 5)
+
+
+def test_service_tagged_addresses_are_service_address_objects(
+    api: Api, uid: str, registrations: Registrations
+) -> None:
+    """structs.ServiceAddress decodes case-insensitively and encodes both fields."""
+    body = {
+        "Name": uid,
+        "TaggedAddresses": {"lan": {"address": "10.0.0.1", "port": 80}, "wan": {"Address": "x"}},
+    }
+    assert registrations.service(body).status_code == 200
+    service = api.get("/v1/agent/services").json()[uid]
+    assert service["TaggedAddresses"] == {
+        "lan": {"Address": "10.0.0.1", "Port": 80},
+        "wan": {"Address": "x", "Port": 0},
+    }
+    assert service["Meta"] == {}
+    assert service["Weights"] == {"Passing": 1, "Warning": 1}
