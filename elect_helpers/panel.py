@@ -313,7 +313,7 @@ def _status_html(status: NodeStatus | None) -> str:
     if status is None:
         return '<span style="color:#777">not started</span>'
     color = _STATE_COLOR.get(status.state, "#333")
-    parts = [f'<span style="color:{color}">{status.state}</span>']
+    parts = [f'<span style="color:{color}">{status.state}</span>', html.escape(status.language)]
     if status.state in ("running", "paused"):
         belief = status.believes
         if status.token is not None:

@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from elect_helpers.cluster import Cluster
+from elect_helpers.cluster import Cluster, NodeStatus
 from elect_helpers.errors import NodeNotRunning, UnknownNode
-from elect_helpers.panel import ClusterPanel
+from elect_helpers.panel import ClusterPanel, _status_html
 
 
 @pytest.fixture
@@ -140,3 +140,23 @@ def test_shut_down_button_stops_every_node(panel, cluster):
     panel.click("shutdown")
     assert all(s.state == "stopped" for s in cluster.nodes())
     assert panel.shutdown_button.disabled
+
+
+@pytest.mark.parametrize(
+    ("program", "shown"),
+    [("python", "Python"), ("article", "Go (article)"), ("golock", "Go (api.Lock)")],
+)
+def test_a_node_row_says_which_language_the_node_runs(program: str, shown: str) -> None:
+    status = NodeStatus(
+        name="node04",
+        pid=1,
+        state="running",
+        exit_code=None,
+        believes="follower",
+        token=None,
+        session=None,
+        consul_leader=False,
+        check="passing",
+        program=program,
+    )
+    assert shown in _status_html(status)
