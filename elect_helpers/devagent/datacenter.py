@@ -42,7 +42,7 @@ from .errors import Failure, InvalidInput, go_quote
 from .filters import filter_members
 from .gossip import Change, GossipConfig, Member, MemberTable, Status
 from .httpcore import JSON_TYPE, Request, Response, Router
-from .pingwire import ping
+from .pingwire import Pinger
 from .state import CONSUL_VERSION, SERF_LAN_PORT, DevState
 
 log = logging.getLogger("elect_helpers.devagent")
@@ -287,27 +287,31 @@ class Datacenter:
     def _probe_loop(self, name: str) -> None:
         interval_s = self.config.probe_interval_ns / 1e9
         timeout_s = self.config.probe_timeout_ns / 1e9
-        while not self._stop.is_set():
-            member = self.table.get(name)
-            if member is None or member.status is Status.LEFT:
-                return
-            start = time.monotonic()
-            address = (member.address, member.serf_port)
-            acked = self._probe_round(address, member.node_id, start, interval_s, timeout_s)
-            now_ns = time.monotonic_ns()
-            if acked:
-                self.reconcile(self.table.acked(name, member.node_id, now_ns))
-            else:
-                self.reconcile(self.table.unanswered(name, now_ns))
-            self._wait_for_next_round(name, start + interval_s)
+        pinger: Pinger | None = None
+        try:
+            while not self._stop.is_set():
+                member = self.table.get(name)
+                if member is None or member.status is Status.LEFT:
+                    return
+                start = time.monotonic()
+                address = (member.address, member.serf_port)
+                if pinger is None or pinger.address != address:
+                    if pinger is not None:
+                        pinger.close()
+                    pinger = Pinger(address)
+                acked = self._probe_round(pinger, member.node_id, start, interval_s, timeout_s)
+                now_ns = time.monotonic_ns()
+                if acked:
+                    self.reconcile(self.table.acked(name, member.node_id, now_ns))
+                else:
+                    self.reconcile(self.table.unanswered(name, now_ns))
+                self._wait_for_next_round(name, start + interval_s)
+        finally:
+            if pinger is not None:
+                pinger.close()
 
     def _probe_round(
-        self,
-        address: tuple[str, int],
-        node_id: str,
-        start: float,
-        interval_s: float,
-        timeout_s: float,
+        self, pinger: Pinger, node_id: str, start: float, interval_s: float, timeout_s: float
     ) -> bool:
         """A direct ping, then (standing in for indirect pings and the TCP fallback) retries
         until the interval ends; False only once the whole interval passed without an ack."""
@@ -317,8 +321,8 @@ class Datacenter:
             self._seq += 1
             payload = {"Ping": self._seq, "From": self.state.node_name,
                        "Version": self.table.version}  # fmt: skip
-            ack = ping(address, payload, min(wait, max(deadline - time.monotonic(), 0.001)))
-            if ack is not None and ack.get("ID") == node_id:
+            ack = pinger.ping(payload, min(wait, max(deadline - time.monotonic(), 0.001)))
+            if ack is not None and ack.get("ID") == node_id and ack.get("Ack") == payload["Ping"]:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:

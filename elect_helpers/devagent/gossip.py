@@ -41,7 +41,7 @@ DEFAULT_PROBE_INTERVAL_NS = 1 * SECOND
 DEFAULT_PROBE_TIMEOUT_NS = 500 * MILLISECOND
 DEFAULT_SUSPICION_MULT = 4
 DEFAULT_SUSPICION_MAX_TIMEOUT_MULT = 6
-PUSH_PULL_PER_PROBE = 30  # memberlist LAN: push/pull every 30 s, probes every 1 s
+PUSH_PULL_INTERVAL_NS = 30 * SECOND  # memberlist LAN; consul -dev's DevSource keeps it
 DEV_PROBE_INTERVAL_NS = 100 * MILLISECOND
 DEV_PROBE_TIMEOUT_NS = 100 * MILLISECOND
 DEV_SUSPICION_MULT = 3
@@ -72,8 +72,9 @@ class GossipConfig:
 
     @property
     def push_pull_interval_ns(self) -> int:
-        """How often a client agent pushes its full state (memberlist's 30 s at 1 s probes)."""
-        return self.probe_interval_ns * PUSH_PULL_PER_PROBE
+        """How often a client agent pushes its full state: memberlist's LAN push/pull, 30 s
+        (``gossip_lan`` does not set it, so a dev agent's is 30 s too)."""
+        return PUSH_PULL_INTERVAL_NS
 
     def suspicion_min_ns(self, members: int) -> int:
         """memberlist ``suspicionTimeout``: ``mult x max(1, log10(n)) x interval`` (ms floor)."""

@@ -21,6 +21,10 @@ def test_defaults_are_memberlists_lan_config() -> None:
     assert (config.probe_interval_ns, config.probe_timeout_ns) == (1 * S, 500 * MS)
     assert (config.suspicion_mult, config.suspicion_max_timeout_mult) == (4, 6)
     assert config.push_pull_interval_ns == 30 * S
+    assert (
+        GossipConfig(probe_interval_ns=100 * MS, probe_timeout_ns=100 * MS).push_pull_interval_ns
+        == 30 * S
+    )
 
 
 @pytest.mark.parametrize(
