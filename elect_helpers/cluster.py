@@ -120,7 +120,8 @@ class Cluster:
     ``hosts=True`` gives every node its own host: a client agent joined to that agent (which
     must be the embedded dev agent; otherwise :class:`~elect_helpers.hosts.HostsUnavailable`
     says why), which the node talks to.  Then :meth:`crash_host`, :meth:`freeze_host` and
-    :meth:`thaw_host` act on agent and node together (see :mod:`elect_helpers.hosts`).
+    :meth:`thaw_host` act on agent and node together, :meth:`cut_host` and :meth:`heal_host`
+    on the host's network (see :mod:`elect_helpers.hosts`).
     """
 
     def __init__(
@@ -379,7 +380,7 @@ class Cluster:
         with self._lock:
             hosts = self._require_hosts("crash the host")
             node = self._get(name)
-            hosts.require(name, "crash the host")
+            hosts.require(name, "crash the host", ("up", "frozen", "cut off"))
             if node.process.alive:
                 self._supervisor.kill(node.process)
             hosts.crash(name)
@@ -394,6 +395,21 @@ class Cluster:
             hosts.freeze(name)
             if node.process.state == "running":
                 self._supervisor.pause(node.process)
+            return self.status(name)
+
+    def cut_host(self, name: str) -> NodeStatus:
+        """Cut the host off the network: the server can no longer probe its agent, nor
+        can the agent reach the server; the node still talks to its own agent."""
+        with self._lock:
+            self._get(name)
+            self._require_hosts("cut the host off").cut(name)
+            return self.status(name)
+
+    def heal_host(self, name: str) -> NodeStatus:
+        """Reconnect a cut-off host: its agent answers probes again and rejoins."""
+        with self._lock:
+            self._get(name)
+            self._require_hosts("heal the host").heal(name)
             return self.status(name)
 
     def thaw_host(self, name: str) -> NodeStatus:

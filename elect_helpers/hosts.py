@@ -10,9 +10,15 @@ member failed and marks ``serfHealth`` critical, which invalidates those session
 
 :class:`HostAgents` starts the client agents (through the cluster's
 :class:`~elect_helpers.supervisor.Supervisor`, so they die with the controller), and does
-what happens to a host: crash (SIGKILL), freeze (SIGSTOP), thaw (SIGCONT) and a graceful
-leave (SIGTERM: a client agent leaves the datacenter first, as Consul's
-``leave_on_terminate`` does for clients).
+what happens to a host: crash (SIGKILL), freeze (SIGSTOP), thaw (SIGCONT), a cut from the
+network and its healing, and a graceful leave (SIGTERM: a client agent leaves the
+datacenter first, as Consul's ``leave_on_terminate`` does for clients).
+
+The network of a host is two loopback links (:class:`~elect_helpers.netproxy.LinkProxy`):
+the agent joins the server through one (its forwarded requests go that way) and advertises
+the other as its gossip address (``-advertise-serf-lan``), so the server's probes go that
+way.  Cutting both black-holes the host as a real partition would; the node keeps talking
+to its own agent, which is on the same host.
 
 Only the embedded dev agent can take client agents from this playground: joining a real
 Consul datacenter needs a ``consul`` agent per machine.  :func:`hosts_unavailable_reason`
@@ -38,6 +44,7 @@ from pathlib import Path
 import consul
 
 from elect_helpers.errors import ClusterError, NodeStartError
+from elect_helpers.netproxy import LinkProxy
 from elect_helpers.supervisor import ChildProcess, Supervisor
 
 #: Where every dev agent (server or client) says where its datacenter's server is; a real
@@ -135,17 +142,29 @@ class Host:
     """One host's client agent as the controller last saw it.
 
     ``http_address`` is where its HTTP API listens (the node's ``CONSUL_HTTP_ADDR``); it
-    changes on restart.
+    changes on restart.  ``serf_port`` (where the agent listens for gossip) and the two
+    ``links`` (to the server, and from the server to that port) are kept across restarts.
     """
 
     name: str
     process: ChildProcess
+    serf_port: int
+    to_server: LinkProxy
+    from_server: LinkProxy
     http_address: str | None = None
 
     @property
+    def is_cut(self) -> bool:
+        """Whether the host is cut off the network."""
+        return self.to_server.is_cut
+
+    @property
     def state(self) -> str:
-        """``up``, ``frozen``, ``crashed``, ``left`` or ``exited`` (``new`` before start)."""
+        """``up``, ``cut off``, ``frozen``, ``crashed``, ``left`` or ``exited`` (``new``
+        before start)."""
         self.process.refresh()
+        if self.process.state in ("running", "paused") and self.is_cut:
+            return "cut off" if self.process.state == "running" else "frozen"
         return {
             "running": "up",
             "paused": "frozen",
@@ -209,8 +228,10 @@ class HostAgents:
         """The client agent's command line."""
         return [
             sys.executable, "-m", "elect_helpers.devagent",
-            "-join", self.server,
+            "-join", host.to_server.address,
             "-node", host.name,
+            "-serf-lan-port", str(host.serf_port),
+            "-advertise-serf-lan", host.from_server.address,
             "-http-port", str(http_port),
             "-log-level", "warn",
             *self._config_flags,
@@ -223,9 +244,9 @@ class HostAgents:
         for name in names:
             host = self._hosts.get(name)
             if host is None:
-                host = Host(name, self._child(name))
+                host = self._new_host(name)
                 self._hosts[name] = host
-            if host.state in ("up", "frozen"):
+            if host.state in ("up", "frozen", "cut off"):
                 continue
             if host.state == "crashed":
                 self._await_declared_failed(host)
@@ -254,11 +275,18 @@ class HostAgents:
                 )
             time.sleep(READY_POLL)
 
-    def _child(self, name: str) -> ChildProcess:
-        return ChildProcess(
-            f"{name}'s host agent",
-            self._log_dir / f"{name}.agent.stderr",
-            on_signal=lambda detail, name=name: self._on_signal(name, detail),
+    def _new_host(self, name: str) -> Host:
+        serf_port = free_port()
+        return Host(
+            name,
+            ChildProcess(
+                f"{name}'s host agent",
+                self._log_dir / f"{name}.agent.stderr",
+                on_signal=lambda detail, name=name: self._on_signal(name, detail),
+            ),
+            serf_port,
+            to_server=LinkProxy(self.server, name=f"{name}-to-server").start(),
+            from_server=LinkProxy(f"127.0.0.1:{serf_port}", name=f"{name}-gossip").start(),
         )
 
     def _await_answers(self, hosts: list[Host]) -> list[str]:
@@ -292,7 +320,7 @@ class HostAgents:
 
     def crash(self, name: str) -> None:
         """SIGKILL the host's agent (the node is the cluster's to kill)."""
-        host = self.require(name, "crash the host")
+        host = self.require(name, "crash the host", ("up", "frozen", "cut off"))
         self._supervisor.kill(host.process)
 
     def freeze(self, name: str) -> None:
@@ -305,15 +333,38 @@ class HostAgents:
         host = self.require(name, "thaw the host", ("frozen",))
         self._supervisor.resume(host.process)
 
+    def cut(self, name: str) -> None:
+        """Cut the host off the network: both its links black-holed."""
+        host = self.require(name, "cut the host off", ("up",))
+        self._on_signal(name, "controller cut the host off the network")
+        host.to_server.cut()
+        host.from_server.cut()
+
+    def heal(self, name: str) -> None:
+        """Reconnect a cut-off host."""
+        host = self._hosts.get(name)
+        if host is None or not host.is_cut:
+            state = host.state if host else "not started"
+            raise ClusterError(f"cannot heal the host: {name}'s host is {state}, not cut off")
+        self._on_signal(name, "controller healed the host's network")
+        host.to_server.heal()
+        host.from_server.heal()
+
     def close(self, timeout: float) -> None:
         """Remove every host from the datacenter: SIGTERM each live agent (it leaves
         gracefully first, so the server deregisters its node) and reap it; force-leave the
         nodes of hosts that crashed, as an operator runs ``consul force-leave``."""
-        alive = [h.process for h in self._hosts.values() if h.state in ("up", "frozen")]
+        for host in self._hosts.values():
+            if host.is_cut:
+                host.to_server.heal()
+                host.from_server.heal()
+        alive = [h.process for h in self._hosts.values() if h.process.alive]
         self._supervisor.terminate(alive, timeout, "cluster closing: the host leaves")
         for host in self._hosts.values():
             if host.state != "left":
                 force_leave(self.server, host.name)
+            host.to_server.close()
+            host.from_server.close()
 
 
 def force_leave(server: str, node: str) -> bool:

@@ -30,7 +30,7 @@ from elect_helpers.errors import ElectHelpersError
 
 ACTIONS = ("start", "stop", "kill", "pause", "resume")
 #: The host buttons, shown only for a cluster with hosts (``Cluster(..., hosts=True)``).
-HOST_ACTIONS = ("crash_host", "freeze_host", "thaw_host")
+HOST_ACTIONS = ("crash_host", "freeze_host", "thaw_host", "cut_host", "heal_host")
 _BUTTON_STYLE = {"start": "success", "stop": "info", "kill": "danger", "pause": "warning"}
 _STATE_COLOR = {"running": "#2a7", "paused": "#a60", "stopped": "#777", "killed": "#c22"}
 
@@ -263,7 +263,7 @@ def _leader_text(node: str | None) -> str:
 
 
 class _NodeRow:
-    """One node: its name, a status line and its action buttons (five, or eight with a host)."""
+    """One node: its name, a status line and its action buttons (five, or ten with a host)."""
 
     def __init__(
         self, name: str, on_action: Callable[[str], None], actions: tuple[str, ...] = ACTIONS
@@ -297,7 +297,9 @@ class _NodeRow:
             "kill": alive,
             "pause": state == "running",
             "resume": state == "paused",
-            "crash_host": host in ("up", "frozen"),
+            "crash_host": host in ("up", "frozen", "cut off"),
+            "cut_host": host == "up",
+            "heal_host": host == "cut off",
             "freeze_host": host == "up",
             "thaw_host": host == "frozen",
         }

@@ -119,6 +119,8 @@ def test_the_panel_has_host_buttons_only_for_a_cluster_with_hosts(server: DevAge
                 "crash host",
                 "freeze host",
                 "thaw host",
+                "cut host",
+                "heal host",
             ]
             assert all(row.buttons[a].disabled for a in HOST_ACTIONS), "no host yet"
             panel.click("start", "node01")
@@ -144,3 +146,24 @@ def test_the_panel_has_host_buttons_only_for_a_cluster_with_hosts(server: DevAge
                 panel.click("crash_host", "node01")
         finally:
             panel.close()
+
+
+def test_a_cut_off_host_is_failed_by_gossip_and_rejoins_when_healed(server: DevAgent) -> None:
+    with Cluster(
+        "hosts-cut", address=server.address, resource=False, hosts=True, ttl=1.0, lock_delay=0
+    ) as cluster:
+        cluster.start_many(["node01", "node02"])
+        leader = cluster.wait_for_leader(timeout=20)
+        status = cluster.cut_host(leader.node)
+        assert (status.state, status.host) == ("running", "cut off"), "the process runs on"
+        with pytest.raises(ClusterError, match="host is cut off, not up"):
+            cluster.cut_host(leader.node)
+        _wait(lambda: cluster.status(leader.node).serf_health == "critical", 5, "failure")
+        assert cluster.client.session.info(leader.session)[1] is None
+        cluster.wait_for_leader(timeout=10, other_than=leader.node)
+        _wait(lambda: cluster.status(leader.node).believes != "leader", 10, "it to step down")
+        status = cluster.heal_host(leader.node)
+        assert status.host == "up"
+        _wait(lambda: cluster.status(leader.node).serf_health == "passing", 5, "the rejoin")
+        with pytest.raises(ClusterError, match="not cut off"):
+            cluster.heal_host(leader.node)
