@@ -71,9 +71,12 @@ def serf_status(api: Api, node: str) -> str | None:
     return checks[0]["Status"] if checks else None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def datacenter() -> Iterator[Datacenter]:
-    """A server with two clients: the embedded one, or the one named by the variable."""
+    """A server with two clients: the embedded one, or the one named by the variable.
+
+    Package-scoped, so its client agents are stopped before any later test counts the
+    processes left behind (tests/reliability/test_resource_hygiene.py)."""
     addresses = os.environ.get(ADDRESSES_VARIABLE)
     if addresses:
         apis = [Api(normalise_address(a)) for a in addresses.split(",")]
