@@ -43,6 +43,7 @@ from elect_helpers.events import EventLog, merge_timeline, read_events
 from elect_helpers.fencing import ResourceServer
 from elect_helpers.hosts import HostAgents
 from elect_helpers.hosts import check_statuses as hosts_check_statuses
+from elect_helpers.netproxy import LinkProxy
 from elect_helpers.node.options import NodeOptions
 from elect_helpers.supervisor import ChildProcess, Supervisor
 
@@ -60,7 +61,8 @@ class NodeStatus:
     program of :mod:`elect_helpers.gonodes`); ``language`` says it for people.  In a
     cluster with hosts, ``host`` is the state of the node's host agent (up, frozen,
     crashed, left, exited) and ``serf_health`` its ``serfHealth`` check as the server sees
-    it; both are None without hosts.
+    it; both are None without hosts.  ``partitioned`` is True while :meth:`Cluster.partition`
+    has cut the node off from its agent (its process keeps running).
     """
 
     name: str
@@ -75,6 +77,7 @@ class NodeStatus:
     program: str = "python"
     host: str | None = None
     serf_health: str | None = None
+    partitioned: bool = False
 
     @property
     def language(self) -> str:
@@ -87,7 +90,8 @@ class NodeStatus:
         if self.host is not None:
             consul_view += f", host {self.host}, serfHealth {self.serf_health or '-'}"
         return (
-            f"{self.name:<8} pid {self.pid or '-':<7} {self.state:<8} "
+            f"{self.name:<8} pid {self.pid or '-':<7} "
+            f"{self.state + (' cut off' if self.partitioned else ''):<8} "
             f"believes {belief:<22} consul: {consul_view}"
         )
 
@@ -152,6 +156,7 @@ class Cluster:
         self._closed = False
         self._final_timeline: list[dict[str, Any]] | None = None
         self._supervisor = Supervisor()
+        self._links: dict[str, LinkProxy] = {}
         self.hosts: HostAgents | None = None
         if hosts:
             try:
@@ -276,17 +281,38 @@ class Cluster:
             }
         failures = self._supervisor.await_ready(pending, self.start_timeout)
         if failures:
-            raise NodeStartError("; ".join(failures))
+            message = "; ".join(failures)
+            for link in self._links.values():  # a node names the link, not the agent
+                message = message.replace(
+                    link.address, f"{link.address} (this cluster's link to {link.target})"
+                )
+            raise NodeStartError(message)
         return [self.status(node.name) for node in nodes]
 
     def _node_env(self, name: str) -> dict[str, str]:
-        """The node's environment: its host's agent as CONSUL_HTTP_ADDR, if it has one."""
+        """The node's environment: CONSUL_HTTP_ADDR is its link to its agent (its host's
+        agent if it has one), so that :meth:`partition` can cut it."""
         host = self.hosts.get(name) if self.hosts is not None else None
-        if host is None or host.http_address is None:
-            return self._env
-        return {**self._env, "CONSUL_HTTP_ADDR": host.http_address}
+        agent = connection.client_address(self.client)
+        if host is not None and host.http_address is not None:
+            agent = connection.parse_address(host.http_address)
+        if agent.scheme != "http":  # TLS names the agent's host: no link, no partitions
+            return {**self._env, "CONSUL_HTTP_ADDR": agent.url}
+        link = self._links.get(name)
+        if link is not None and link.target != agent.address:
+            link.close()  # the node's host agent moved (restarted on another port)
+            link = None
+        if link is None:
+            link = self._links[name] = LinkProxy(agent.address, name=name).start()
+        return {**self._env, "CONSUL_HTTP_ADDR": link.address}
 
     def _check_startable(self, name: str) -> None:
+        link = self._links.get(name)
+        if link is not None and link.is_cut:
+            raise ClusterError(
+                f"{name} is cut off from its agent (cluster.partition), so it could not "
+                f"register; heal the link first with cluster.heal({name!r})"
+            )
         existing = self._nodes.get(name)
         if existing is None:
             return
@@ -359,6 +385,53 @@ class Cluster:
             if node.process.alive:
                 self.stop(name)
             return self.start(name, **{**node.options, **options})
+
+    def partition(self, name: str) -> NodeStatus:
+        """Cut the node off from its agent while its process keeps running (and writing).
+
+        The link becomes a black hole (see :mod:`elect_helpers.netproxy`): the node's
+        requests get no answer until their own timeouts, nothing is refused or reset.  Its
+        renewer's renew then times out when its TTL is used up (the request timeout is the
+        time left until last good renew + TTL), so a leader gives up and steps down one TTL
+        after its last good renew, while Consul keeps the session (and the lock) at least
+        that long and, in practice, up to 2 x TTL, plus lock-delay before anyone else may
+        take it.  The agent can still reach the node (its health check keeps passing):
+        only the node's own requests are cut.  Requests it gave up on may still arrive
+        after :meth:`heal`, as they would after a real partition.
+        """
+        with self._lock:
+            node = self._get(name)
+            node.process.require_alive("partition")
+            link = self._require_link(name, "partition")
+            if link.is_cut:
+                raise ClusterError(f"{name} is already cut off; heal it with heal({name!r})")
+            node.log.emit("partition", detail=f"controller cut {name} off from its agent")
+            link.cut()
+            return self.status(name)
+
+    def heal(self, name: str) -> NodeStatus:
+        """Restore the node's link to its agent; what it sent meanwhile arrives now."""
+        with self._lock:
+            node = self._get(name)
+            link = self._require_link(name, "heal")
+            if not link.is_cut:
+                raise ClusterError(f"{name} is not cut off; nothing to heal")
+            link.heal()
+            node.log.emit("heal", detail=f"controller restored {name}'s link to its agent")
+            return self.status(name)
+
+    def _is_cut(self, name: str) -> bool:
+        link = self._links.get(name)
+        return link is not None and link.is_cut
+
+    def _require_link(self, name: str, action: str) -> LinkProxy:
+        link = self._links.get(name)
+        if link is None:
+            raise ClusterError(
+                f"cannot {action} {name}: it talks to its agent over TLS, which this "
+                "cluster does not proxy; partitions need an http:// agent"
+            )
+        return link
 
     # -- what happens to a host (clusters with hosts=True) ----------------------------------
 
@@ -482,6 +555,9 @@ class Cluster:
                     program=node.program,
                     host=host.state if host is not None else None,
                     serf_health=checks.get(f"{node.name}/serfHealth") if host else None,
+                    partitioned=self._links[node.name].is_cut
+                    if node.name in self._links
+                    else False,
                 )
             )
         return result
@@ -530,6 +606,10 @@ class Cluster:
             if self._closed:
                 return
             self._closed = True
+            for name, link in self._links.items():  # so that the nodes can clean up
+                if link.is_cut:
+                    link.heal()
+                    self._nodes[name].log.emit("heal", detail="cluster closing")
             alive = []
             for node in self._nodes.values():
                 node.process.refresh()
@@ -539,6 +619,8 @@ class Cluster:
             if self.hosts is not None:
                 self.hosts.close(timeout)
             self._supervisor.close()
+            for link in self._links.values():
+                link.close()
             self._clean_consul()
             self._final_timeline = self.timeline()
             for node in self._nodes.values():

@@ -7,15 +7,13 @@ leave behind: their services, their sessions, an unheld leader key.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 import consul
 
-from elect_helpers import connection, lock
-from elect_helpers.durations import seconds_to_go, to_seconds
-from elect_helpers.errors import WaitTimeout
-from elect_helpers.watch import next_index
+from elect_helpers import lock
+from elect_helpers.durations import to_seconds
+from elect_helpers.watch import BlockingReader, kv_fetch
 
 
 def current_leader(client: consul.Consul, key: str) -> lock.LeaderInfo | None:
@@ -29,31 +27,29 @@ def wait_for_leader(
 ) -> lock.LeaderInfo:
     """Block until Consul names a holder of ``key`` (other than node ``other_than``).
 
-    Uses blocking queries on the key; raises :class:`~.errors.WaitTimeout` after ``timeout``.
+    Blocking queries on the key (:meth:`~.watch.BlockingReader.wait_until`); raises
+    :class:`~.errors.WaitTimeout` after ``timeout`` seconds.
     """
-    deadline = time.monotonic() + to_seconds(timeout)
-    index = 0
-    watcher = connection.clone_client(client)
-    try:
-        while True:
-            info = current_leader(client, key)
-            if info is not None and info.node != other_than:
-                return info
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                holder = f"{info.node} still leads" if info else "nobody leads"
-                raise WaitTimeout(
-                    f"no leader{f' other than {other_than}' if other_than else ''} for "
-                    f"{key} within {to_seconds(timeout):g}s ({holder})"
-                )
-            # Each query waits at most MAX_BLOCKING_WAIT, which the client's request
-            # timeout covers; a longer ``timeout`` simply takes several queries.
-            wait = min(max(remaining, 0.001), connection.MAX_BLOCKING_WAIT)
-            with connection.consul_call(watcher, f"watching {key}"):
-                new_index, _ = watcher.kv.get(key, index=index or None, wait=seconds_to_go(wait))
-            index = next_index(index, int(new_index or 0))
-    finally:
-        watcher.http.session.close()
+    seconds = to_seconds(timeout)
+
+    def holder(entry: dict | None) -> lock.LeaderInfo | None:
+        info = lock.leader_from_entry(key, entry)
+        if info is None or not info.session or info.node == other_than:
+            return None
+        return info
+
+    def why(entry: dict | None) -> str:
+        info = lock.leader_from_entry(key, entry)
+        still = f"{info.node} still leads" if info is not None and info.session else "nobody leads"
+        return (
+            f"no leader{f' other than {other_than}' if other_than else ''} for "
+            f"{key} within {seconds:g}s ({still})"
+        )
+
+    with BlockingReader(client) as reader:
+        return reader.wait_until(
+            kv_fetch(key), holder, seconds, what=f"waiting for a leader of {key}", on_timeout=why
+        )
 
 
 def check_statuses(client: consul.Consul) -> dict[str, str]:

@@ -165,7 +165,7 @@ def test_a_node_that_cannot_reach_the_agent_fails_with_its_stderr_shown():
         port = sock.getsockname()[1]
     with (
         Cluster("nowhere", address=f"127.0.0.1:{port}", resource=False) as cluster,
-        pytest.raises(NodeStartError, match=rf"exit status 1.*no Consul agent .*:{port}"),
+        pytest.raises(NodeStartError, match=rf"exit status 1.*no Consul agent .*link to .*:{port}"),
     ):
         cluster.start("node01")
 
