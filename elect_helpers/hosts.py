@@ -37,8 +37,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import consul
@@ -142,7 +143,9 @@ class Host:
     """One host's client agent as the controller last saw it.
 
     ``http_address`` is where its HTTP API listens (the node's ``CONSUL_HTTP_ADDR``); it
-    changes on restart.  ``serf_port`` (where the agent listens for gossip) and the two
+    changes on restart.  ``node_id`` is kept across restarts, as a real agent keeps it in
+    its data directory, so a host that comes back after a crash is the same Consul node
+    and takes its name back at once.  ``serf_port`` (where the agent listens for gossip) and the two
     ``links`` (to the server, and from the server to that port) are kept across restarts.
     """
 
@@ -151,6 +154,7 @@ class Host:
     serf_port: int
     to_server: LinkProxy
     from_server: LinkProxy
+    node_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     http_address: str | None = None
 
     @property
@@ -230,6 +234,7 @@ class HostAgents:
             sys.executable, "-m", "elect_helpers.devagent",
             "-join", host.to_server.address,
             "-node", host.name,
+            "-node-id", host.node_id,
             "-serf-lan-port", str(host.serf_port),
             "-advertise-serf-lan", host.from_server.address,
             "-http-port", str(http_port),
@@ -248,8 +253,6 @@ class HostAgents:
                 self._hosts[name] = host
             if host.state in ("up", "frozen", "cut off"):
                 continue
-            if host.state == "crashed":
-                self._await_declared_failed(host)
             port = free_port()
             read_fd = self._supervisor.launch(
                 host.process, lambda _fd, host=host, port=port: self.argv(host, port), self._env
@@ -261,19 +264,6 @@ class HostAgents:
         failures = self._await_answers([host for host, _ in starting])
         if failures:
             raise NodeStartError("; ".join(failures))
-
-    def _await_declared_failed(self, host: Host) -> None:
-        """A crashed host comes back under the same node name with a new node ID, which the
-        catalog refuses while the old node still looks alive (Consul's
-        ``ensureNoNodeWithSimilarNameTxn``): wait until the server has declared it failed."""
-        deadline = time.monotonic() + self.start_timeout
-        while serf_health(self.server, host.name) == "passing":
-            if time.monotonic() > deadline:
-                raise NodeStartError(
-                    f"{host.name}'s host crashed and the server still sees it alive after "
-                    f"{self.start_timeout:g}s, so its node name is taken; try again later"
-                )
-            time.sleep(READY_POLL)
 
     def _new_host(self, name: str) -> Host:
         serf_port = free_port()
@@ -377,20 +367,6 @@ def force_leave(server: str, node: str) -> bool:
             return response.status == 200
     except (OSError, urllib.error.HTTPError):
         return False
-
-
-def serf_health(server: str, node: str) -> str | None:
-    """The node's ``serfHealth`` status in the catalog (None if the node is not there)."""
-    try:
-        status, body = _get_json(f"http://{server}/v1/health/node/{urllib.parse.quote(node)}")
-    except OSError:
-        return None
-    if status != 200 or not isinstance(body, list):
-        return None
-    for check in body:
-        if isinstance(check, dict) and check.get("CheckID") == SERF_CHECK_ID:
-            return str(check.get("Status"))
-    return None
 
 
 def check_statuses(client: consul.Consul, nodes: Iterable[str]) -> dict[str, str]:
