@@ -323,6 +323,13 @@ class HostAgents:
         host = self.require(name, "thaw the host", ("frozen",))
         self._supervisor.resume(host.process)
 
+    def _await_failed(self, name: str) -> None:
+        """Wait (up to ``start_timeout``) until the server no longer sees the node alive:
+        force-leave only moves a *failed* member to left, as in Consul."""
+        deadline = time.monotonic() + self.start_timeout
+        while serf_health(self.server, name) == "passing" and time.monotonic() < deadline:
+            time.sleep(READY_POLL)
+
     def cut(self, name: str) -> None:
         """Cut the host off the network: both its links black-holed."""
         host = self.require(name, "cut the host off", ("up",))
@@ -352,6 +359,7 @@ class HostAgents:
         self._supervisor.terminate(alive, timeout, "cluster closing: the host leaves")
         for host in self._hosts.values():
             if host.state != "left":
+                self._await_failed(host.name)
                 force_leave(self.server, host.name)
             host.to_server.close()
             host.from_server.close()
@@ -367,6 +375,20 @@ def force_leave(server: str, node: str) -> bool:
             return response.status == 200
     except (OSError, urllib.error.HTTPError):
         return False
+
+
+def serf_health(server: str, node: str) -> str | None:
+    """The node's ``serfHealth`` status in the catalog (None if the node is not there)."""
+    try:
+        status, body = _get_json(f"http://{server}/v1/health/node/{urllib.parse.quote(node)}")
+    except OSError:
+        return None
+    if status != 200 or not isinstance(body, list):
+        return None
+    for check in body:
+        if isinstance(check, dict) and check.get("CheckID") == SERF_CHECK_ID:
+            return str(check.get("Status"))
+    return None
 
 
 def check_statuses(client: consul.Consul, nodes: Iterable[str]) -> dict[str, str]:
