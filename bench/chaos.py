@@ -1,4 +1,5 @@
-"""Chaos run: five node processes, random crashes, stops and freezes, and a safety checker.
+"""Chaos run: five node processes, random crashes, stops, freezes and network partitions,
+and a safety checker.
 
 Usage::
 
@@ -8,14 +9,17 @@ Usage::
 It starts the embedded dev agent in-process (loopback, a low ``session_ttl_min``) and a
 :class:`~elect_helpers.cluster.Cluster` of node processes that write to a fenced and an
 unfenced resource while they lead.  Every 0.5-2 s it injects one fault: SIGKILL, SIGTERM,
-SIGSTOP for a random time (often longer than the TTL, then SIGCONT), or a restart of a dead
-node.  Meanwhile it records who Consul says holds the leader key (a blocking watch), every
+SIGSTOP for a random time (often longer than the TTL, then SIGCONT), a partition for a
+random time (the node is cut off from the agent by :meth:`Cluster.partition` and keeps
+running and writing, then :meth:`Cluster.heal`), or a restart of a dead node.  Meanwhile
+it records who Consul says holds the leader key (a blocking watch), every
 node's events and every resource write, and finally prints one line per figure of
 ``bench/chaos_checker.py``.  The run is bounded in time (``--duration``) and in faults
 (``--max-faults``); the random seed is printed so a run can be repeated.
 
 Exit status: 0 when safe, 1 on a safety violation (fenced writes out of order, Consul-side
-double holders, orphan processes), 2 on bad arguments or when the run could not start.
+double holders, orphan processes, stale unfenced writes after a partition), 2 on bad
+arguments or when the run could not start.
 """
 
 from __future__ import annotations
@@ -142,12 +146,17 @@ def _value_node(entry: dict | None) -> str | None:
 class Injector:
     """Chooses and applies faults; keeps the fault log the checker reads."""
 
-    def __init__(self, cluster: Cluster, rng: random.Random, ttl: float) -> None:
+    def __init__(
+        self, cluster: Cluster, rng: random.Random, ttl: float, partitions: bool = True
+    ) -> None:
         self.cluster = cluster
+        # kill, term, pause, partition
+        self.weights = [30, 20, 30, 20] if partitions else [35, 25, 40, 0]
         self.rng = rng
         self.ttl = ttl
         self.faults: list[Fault] = []
         self.resume_at: dict[str, float] = {}
+        self.heal_at: dict[str, float] = {}
         self.pids: set[int] = set()
         self.states: dict[str, str] = {}
         self.injected = 0
@@ -180,11 +189,16 @@ class Injector:
                 self.cluster.resume(name)
                 self.states[name] = "running"
                 self.record("resume", name)
+        for name, when in sorted(self.heal_at.items()):
+            if when <= now:
+                del self.heal_at[name]
+                self.cluster.heal(name)
+                self.record("heal", name)
         self.refresh()
 
     def inject(self) -> str:
         """Apply one random fault; return a short description."""
-        running = [n for n, s in self.states.items() if s == "running"]
+        running = [n for n, s in self.states.items() if s == "running" and n not in self.heal_at]
         dead = [n for n, s in self.states.items() if s not in ("running", "paused")]
         self.injected += 1
         if dead and (len(running) < 2 or self.rng.random() < 0.3):
@@ -200,7 +214,7 @@ class Injector:
         target = self.rng.choice(sorted(running))
         if leader is not None and leader.node in running and self.rng.random() < 0.6:
             target = leader.node
-        kind = self.rng.choices(["kill", "term", "pause"], weights=[35, 25, 40])[0]
+        kind = self.rng.choices(["kill", "term", "pause", "partition"], weights=self.weights)[0]
         self.record(kind, target)
         if kind == "kill":
             self.cluster.kill(target)
@@ -208,6 +222,11 @@ class Injector:
         elif kind == "term":
             self.cluster.stop(target, timeout=5.0)
             self.states[target] = "stopped"
+        elif kind == "partition":
+            cut = self.rng.uniform(0.1 * self.ttl, 4.0 * self.ttl)
+            self.cluster.partition(target)
+            self.heal_at[target] = time.time() + cut
+            kind = f"partition {cut:.2f}s"
         else:
             pause = self.rng.uniform(0.1 * self.ttl, 4.0 * self.ttl)
             self.cluster.pause(target)
@@ -222,6 +241,10 @@ class Injector:
             self.cluster.resume(name)
             self.record("resume", name)
         self.resume_at.clear()
+        for name in sorted(self.heal_at):
+            self.cluster.heal(name)
+            self.record("heal", name)
+        self.heal_at.clear()
 
 
 # -- orphans --------------------------------------------------------------------------------
@@ -282,6 +305,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--startup", type=float, default=3.0, help="seconds a (re)started node may take (3)"
     )
+    parser.add_argument(
+        "--no-partitions",
+        dest="partitions",
+        action="store_false",
+        help="inject only kills, stops and pauses (the run before partitions existed)",
+    )
     parser.add_argument("--history", help="write the recorded history to this JSON file")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="print every fault and the agent's log"
@@ -310,7 +339,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bounds_for(args: argparse.Namespace) -> Bounds:
     """Expected windows: crash/pause detection through the TTL (2 x TTL) or, when tuned,
-    the 1 s check with its 1 s timeout, whichever is first; then lock-delay and slack."""
+    the 1 s check with its 1 s timeout, whichever is first; then lock-delay and slack.
+    A partition leaves the node's check passing (the agent still reaches the node), so
+    only the TTL path frees the lock: 2 x TTL, lock-delay, slack."""
     detection = 2 * args.ttl_s
     if args.config == "tuned":
         detection = min(detection, 2.0)
@@ -318,6 +349,7 @@ def bounds_for(args: argparse.Namespace) -> Bounds:
         detection=detection + args.lock_delay_s + args.slack,
         handover=args.slack,
         startup=args.startup,
+        partition=2 * args.ttl_s + args.lock_delay_s + args.slack,
     )
 
 
@@ -328,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"chaos: seed={args.seed} duration={args.duration:g}s nodes={args.nodes}"
         f" config={args.config} ttl={args.ttl} lock-delay={args.lock_delay}"
-        f" session_ttl_min={args.session_ttl_min}",
+        f" session_ttl_min={args.session_ttl_min} partitions={'on' if args.partitions else 'off'}",
         flush=True,
     )
     options = {"ttl": args.ttl, "lock_delay": args.lock_delay, "behavior": "delete"}
@@ -337,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
     events_dir = tempfile.mkdtemp(prefix="chaos-run-")
     with DevAgent(port=0, session_ttl_min=args.session_ttl_min) as agent:
         cluster = Cluster(SERVICE, events_dir=events_dir, address=agent.address, **options)
-        injector = Injector(cluster, rng, args.ttl_s)
+        injector = Injector(cluster, rng, args.ttl_s, args.partitions)
         watch = HolderWatch(agent.address, cluster.key)
         try:
             watch.start()
@@ -347,7 +379,9 @@ def run(args: argparse.Namespace) -> int:
             deadline = start + args.duration
             next_fault = time.time() + rng.uniform(args.fault_min, args.fault_max)
             while time.time() < deadline and injector.injected < args.max_faults:
-                wake = min([next_fault, deadline, *injector.resume_at.values()])
+                wake = min(
+                    [next_fault, deadline, *injector.resume_at.values(), *injector.heal_at.values()]
+                )
                 time.sleep(max(0.0, wake - time.time()))
                 injector.resume_due(time.time())
                 if time.time() >= next_fault and time.time() < deadline:
@@ -384,7 +418,9 @@ def run(args: argparse.Namespace) -> int:
     kinds = [f.kind for f in injector.faults]
     print(
         "faults: "
-        + ", ".join(f"{k}={kinds.count(k)}" for k in ("kill", "term", "pause", "restart"))
+        + ", ".join(
+            f"{k}={kinds.count(k)}" for k in ("kill", "term", "pause", "partition", "restart")
+        )
         + f"; holder samples: {len(watch.samples)} (watch errors {watch.errors})"
     )
     for line in report.lines():

@@ -5,10 +5,13 @@ turns it into a :class:`Report` with one figure per safety or liveness question:
 
 * fenced writes accepted out of token order, or out of the order in which Consul granted
   the lock (a violation if > 0);
-* stale writes the unfenced resource accepted (the lesson: shown, not a violation);
+* stale writes the unfenced resource accepted, by cause: after a pause (the lesson: a
+  frozen leader cannot stop itself; shown, not a violation) or after a partition (a
+  violation: a cut-off leader stops believing one TTL after its last good renew, before
+  Consul can give the lock away);
 * time with no working leader, split into expected windows (failure detection after a
-  crash or pause, hand-over after a graceful stop, start-up), time when no node could
-  have led, and the unexplained rest;
+  crash or pause, the TTL path after a partition, hand-over after a graceful stop,
+  start-up), time when no node could have led, and the unexplained rest;
 * Consul-side double holders (a violation if > 0);
 * orphan processes after the run (a violation if > 0).
 
@@ -23,8 +26,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 #: Faults that end a node's process (or take it away from the election for a while).
-DOWN_KINDS = {"kill": "down", "term": "down", "exited": "down", "pause": "paused"}
-UP_KINDS = {"start", "restart", "resume"}
+DOWN_KINDS = {
+    "kill": "down",
+    "term": "down",
+    "exited": "down",
+    "pause": "paused",
+    "partition": "partitioned",
+}
+UP_KINDS = {"start", "restart", "resume", "heal"}
+#: The faults a stale write is blamed on: the writer's latest of these before the write.
+STALE_CAUSES = ("pause", "partition")
 #: Node events whose ``session`` is the node's own session.
 OWN_SESSION_EVENTS = {"elected", "lost", "resigned"}
 
@@ -51,7 +62,7 @@ class Fault:
     """A fault the run injected, or a process exit it noticed (kind ``exited``)."""
 
     time: float
-    kind: str  # start | restart | resume | kill | term | pause | exited
+    kind: str  # start | restart | resume | kill | term | pause | exited | partition | heal
     node: str
 
 
@@ -72,6 +83,9 @@ class Bounds:
     detection: float  # crash or pause of the leader -> another node leads
     handover: float  # graceful stop (SIGTERM) of the leader -> another node leads
     startup: float  # a node (re)started or resumed -> it can take part
+    #: the leader cut off from its agent -> another node leads (the TTL path: Consul
+    #: invalidates up to 2 x TTL after the last renew, then lock-delay); None = detection
+    partition: float | None = None
 
 
 @dataclass
@@ -105,6 +119,7 @@ class Report:
     fenced_rejected: int
     unfenced_stale_accepted: int
     unfenced_accepted: int
+    unfenced_stale_by_cause: dict[str, int]
     leaderless: Leaderless
     double_holders: list[str]
     orphans: list[str]
@@ -121,6 +136,9 @@ class Report:
             found.append(f"{len(self.double_holders)} Consul-side double holders")
         if self.orphans:
             found.append(f"{len(self.orphans)} orphan processes")
+        by_partition = self.unfenced_stale_by_cause.get("partition", 0)
+        if by_partition:
+            found.append(f"{by_partition} stale unfenced writes after a partition")
         return found
 
     def lines(self) -> list[str]:
@@ -133,6 +151,12 @@ class Report:
             " [must be 0]",
             f"stale writes accepted by the unfenced resource: {self.unfenced_stale_accepted}"
             f" (of {self.unfenced_accepted} accepted) [the fencing lesson]",
+            "  caused by: "
+            + ", ".join(
+                f"{cause} {self.unfenced_stale_by_cause.get(cause, 0)}"
+                for cause in (*STALE_CAUSES, "other")
+            )
+            + " [partition must be 0]",
             f"time with no working leader: {lead.total:.2f} s = {lead.expected:.2f} s in"
             f" expected detection/hand-over windows + {lead.no_candidate:.2f} s with no"
             f" candidate + {lead.unexplained:.2f} s unexplained",
@@ -312,6 +336,8 @@ def _why_not_leading(
             continue
         if fault.kind in ("kill", "pause", "exited"):
             return fault.time, bounds.detection
+        if fault.kind == "partition":
+            return fault.time, bounds.detection if bounds.partition is None else bounds.partition
         if fault.kind == "term":
             return fault.time, bounds.handover
         break
@@ -392,6 +418,25 @@ def believers(history: History) -> tuple[int, float]:
     return most, overlap
 
 
+def stale_causes(history: History, stale: list[Write]) -> dict[str, int]:
+    """Blame each stale write on its writer's latest pause or partition before it (a
+    start or restart in between clears the blame: ``other``)."""
+    counts: dict[str, int] = defaultdict(int)
+    faults = sorted(history.faults, key=lambda f: f.time)
+    for write in stale:
+        cause = "other"
+        for fault in reversed(faults):
+            if fault.node != write.writer or fault.time > write.time:
+                continue
+            if fault.kind in STALE_CAUSES:
+                cause = fault.kind
+                break
+            if fault.kind in ("start", "restart"):
+                break
+        counts[cause] += 1
+    return dict(counts)
+
+
 def check(history: History) -> Report:
     """Run every check over ``history``."""
     unfenced_stale = out_of_order(history.unfenced)
@@ -405,6 +450,7 @@ def check(history: History) -> Report:
         fenced_rejected=sum(1 for w in history.fenced if not w.accepted),
         unfenced_stale_accepted=len(unfenced_stale),
         unfenced_accepted=sum(1 for w in history.unfenced if w.accepted),
+        unfenced_stale_by_cause=stale_causes(history, unfenced_stale),
         leaderless=leaderless,
         double_holders=double_holders(history),
         orphans=list(history.orphans),

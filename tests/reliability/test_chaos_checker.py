@@ -145,3 +145,39 @@ def test_believers_overlap_during_a_pause():
     most, overlap = checker.believers(history(events=events, faults=faults))
     assert most == 2
     assert overlap == pytest.approx(2.0)
+
+
+def _stale_after(kind: str) -> object:
+    """n1 leads with token 5, n2 takes over with 7, then n1 writes with 5 again after a
+    ``kind`` fault (pause: it woke up; partition: it never stopped)."""
+    faults = [Fault(0.0, "start", "n1"), Fault(0.0, "start", "n2"), Fault(2.0, kind, "n1")]
+    writes = [Write(1, "n1", 5, True), Write(5, "n2", 7, True), Write(6, "n1", 5, True)]
+    return history(faults=faults, unfenced=writes)
+
+
+def test_stale_writes_are_blamed_on_the_writers_latest_pause_or_partition():
+    paused = checker.check(_stale_after("pause"))
+    assert paused.unfenced_stale_by_cause == {"pause": 1}
+    assert paused.violations() == []  # the fencing lesson, not a violation
+    cut = checker.check(_stale_after("partition"))
+    assert cut.unfenced_stale_by_cause == {"partition": 1}
+    assert cut.violations() == ["1 stale unfenced writes after a partition"]
+    assert any("caused by: pause 0, partition 1, other 0" in line for line in cut.lines())
+
+
+def test_a_restart_clears_the_blame_of_an_earlier_fault():
+    hist = _stale_after("pause")
+    hist.faults.append(Fault(3.0, "restart", "n1"))
+    assert checker.check(hist).unfenced_stale_by_cause == {"other": 1}
+
+
+def test_a_cut_off_holder_is_no_working_leader_and_gets_the_partition_window():
+    bounds = checker.Bounds(detection=1.0, handover=1.0, startup=0.0, partition=3.0)
+    faults = [Fault(0.0, "start", "n1"), Fault(2.0, "partition", "n1"), Fault(8.0, "heal", "n1")]
+    samples = [HolderSample(0.0, "s-1", "n1", 10, 1), HolderSample(7.0, "s-2", "n2", 20, 1)]
+    faults.append(Fault(0.0, "start", "n2"))
+    leaderless, _ = checker.leaderless_time(
+        history(samples=samples, faults=faults, bounds=bounds, end=10.0)
+    )
+    assert leaderless.expected == pytest.approx(3.0, abs=0.05)  # 2 s .. 5 s: the TTL path
+    assert leaderless.unexplained == pytest.approx(2.0, abs=0.05)  # 5 s .. 7 s
