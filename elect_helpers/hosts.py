@@ -358,7 +358,8 @@ class HostAgents:
         alive = [h.process for h in self._hosts.values() if h.process.alive]
         self._supervisor.terminate(alive, timeout, "cluster closing: the host leaves")
         for host in self._hosts.values():
-            if host.state != "left":
+            # A host that crashed, or whose leave did not reach the server, is still a node.
+            if serf_health(self.server, host.name) is not None:
                 self._await_failed(host.name)
                 force_leave(self.server, host.name)
             host.to_server.close()

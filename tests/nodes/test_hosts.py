@@ -68,22 +68,23 @@ def _wait(condition, timeout: float, what: str) -> None:
 def test_each_node_talks_to_its_own_host_and_close_removes_the_hosts(server: DevAgent) -> None:
     cluster = Cluster("hosts-own", address=server.address, resource=False, hosts=True, ttl=1.0)
     try:
-        cluster.start_many(["node01", "node02"])
+        cluster.start_many(["node01", "node02", "node03"])
         nodes = {n["Node"] for n in cluster.client.catalog.nodes()[1]}
         assert {"node01", "node02"} <= nodes
         _, instances = cluster.client.catalog.service("hosts-own")
         assert {(i["Node"], i["ServiceID"]) for i in instances} == {
             ("node01", "node01"),
             ("node02", "node02"),
+            ("node03", "node03"),
         }
-        assert [s.host for s in cluster.nodes()] == ["up", "up"]
+        assert [s.host for s in cluster.nodes()] == ["up", "up", "up"]
         cluster.crash_host("node02")
         status = cluster.status("node02")
         assert (status.state, status.host) == ("killed", "crashed")
     finally:
         cluster.close()
     nodes = {n["Node"] for n in cluster.client.catalog.nodes()[1]}
-    assert not {"node01", "node02"} & nodes, "a left host and a force-left crashed one are gone"
+    assert not {"node01", "node02", "node03"} & nodes, "left hosts and a crashed one are gone"
 
 
 def test_a_crashed_host_comes_back_with_restart(server: DevAgent) -> None:
