@@ -15,7 +15,8 @@ Events a node writes (see ``elect_helpers.node``): ``started``, ``registered``,
 ``check-passing``, ``campaigning``, ``elected``, ``leader-observed``, ``lost``,
 ``write-accepted``, ``write-rejected``, ``write-error``, ``woke``, ``resigned``,
 ``deregistered``, ``stopped``, ``error``.  The controller (``elect_helpers.cluster``)
-adds ``signal`` events saying which signal it sent to which node, and ``exited``.
+adds ``signal`` events saying which signal it sent to which node, and ``partition`` /
+``heal`` when it cuts a node off from its agent and restores the link.
 """
 
 from __future__ import annotations
