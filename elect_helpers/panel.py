@@ -269,7 +269,7 @@ class _NodeRow:
         self, name: str, on_action: Callable[[str], None], actions: tuple[str, ...] = ACTIONS
     ) -> None:
         self.name = name
-        self.status = widgets.HTML("not started", layout=widgets.Layout(width="520px"))
+        self.status = widgets.HTML("not started", layout=widgets.Layout(width="560px"))
         self.buttons: dict[str, widgets.Button] = {}
         for action in actions:
             button = widgets.Button(
