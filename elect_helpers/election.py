@@ -45,7 +45,13 @@ import consul
 from .connection import clone_client
 from .errors import ElectHelpersError, Interrupted, InvalidArgument, SessionGone, WaitTimeout
 from .lock import FencingToken, LeaderInfo, check_key, leader_from_entry, release, try_acquire
-from .session import SessionRenewer, create_session, destroy_session, session_info
+from .session import (
+    SESSION_GONE,
+    SessionRenewer,
+    create_session,
+    destroy_session,
+    session_info,
+)
 from .settings import ARTICLE, ElectionSettings
 from .steps import (
     Acquire,
@@ -601,7 +607,7 @@ class Election:
         if session_id is None or renewer is None:
             return
         self._stop_renewer(renewer)
-        if gone or renewer.lost_reason == "expired":
+        if gone or renewer.lost_reason == SESSION_GONE:
             self.stepped_down = "found the session already ended by Consul"
             return  # nothing is held, nothing to destroy
         done = []

@@ -8,7 +8,8 @@ it is bound to (a check going critical invalidates it at once).
 
 :class:`SessionRenewer` renews the way Consul's Go client (``api.Session.RenewPeriodic``)
 does: every TTL/2; after an error, retry every second; give up once a whole TTL has passed
-since the last good renew; a 404 means the session is gone and is reported as ``expired``.
+since the last good renew; a 404 means the session is gone (expired, destroyed or
+invalidated: Consul's answer does not say which) and is reported as ``SESSION_GONE``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 LIBRARY_MIN_TTL = 10.0
 RETRY_INTERVAL = 1.0  # the Go client's retry interval after a failed renew
 MAX_RENEW_WAIT = 10.0  # seconds one renew request may take, however long the TTL
+#: The renewer's reason when Consul answers 404: the session is gone, whether it expired, was
+#: destroyed or was invalidated (Consul's answer does not say which).
+SESSION_GONE = "gone"
 
 
 def _ttl_error(ttl: str | float | None, detail: str, agent_min: float | None) -> InvalidTTL:
@@ -189,7 +193,7 @@ class SessionRenewer:
     returns).  After an error it retries every ``retry_interval`` seconds, or sooner if the
     TTL would run out first, and gives up once a whole TTL has passed since the last good
     renew.  ``on_lost(reason)`` is called once, from the renewer's thread, when it stops on
-    its own: reason ``"expired"`` when Consul answers 404 (the session is gone),
+    its own: reason :data:`SESSION_GONE` when Consul answers 404 (the session is gone),
     ``"gave-up: <last error>"`` when renewing kept failing.  ``stop(destroy=True)`` stops it
     and destroys the session.  Pass ``created_at`` (the clock reading taken just before
     creating the session) so that :attr:`deadline` is counted from when Consul's own timer
@@ -313,7 +317,7 @@ class SessionRenewer:
                 continue
             if ttl is None:
                 if not self._stop.is_set():
-                    self._give_up("expired")
+                    self._give_up(SESSION_GONE)
                 return
             self._last_ok = sent
             self.renewals += 1

@@ -11,6 +11,7 @@ import pytest
 from elect_helpers.connection import consul_client
 from elect_helpers.errors import ConsulError, InvalidArgument, InvalidTTL
 from elect_helpers.session import (
+    SESSION_GONE,
     SessionRenewer,
     create_session,
     destroy_session,
@@ -87,7 +88,7 @@ def test_renewer_reports_expired_on_404(client, wait_until) -> None:
     renewer = SessionRenewer(client, sid, 0.2, on_lost=reasons.append).start()
     destroy_session(client, sid)
     wait_until(lambda: reasons, what="on_lost")
-    assert reasons == ["expired"] and renewer.lost_reason == "expired"
+    assert reasons == [SESSION_GONE] and renewer.lost_reason == SESSION_GONE
     assert not renewer.healthy
     renewer.stop(destroy=False)
 
