@@ -301,11 +301,18 @@ class ClientAgent:
         """Leave gracefully: the server deregisters our node (and its sessions) at once."""
         assert self.state is not None and self.server is not None
         payload = {"Node": self.node_name, "ID": self.state.node_id}
-        try:
-            self._put(LEAVE_PATH, payload)
-            log.info("left the datacenter gracefully")
-        except (OSError, http.client.HTTPException) as error:
-            log.error("could not tell the server we leave (%s); it will notice the silence", error)
+        with self._sync_lock:
+            # No anti-entropy after this point: a sync that reached the server after the leave
+            # (a check result, a write through our API) would register the node again, and the
+            # server would then declare it failed instead of left.
+            self._stop.set()
+            self._wake.set()
+            try:
+                self._put(LEAVE_PATH, payload)
+                log.info("left the datacenter gracefully")
+            except (OSError, http.client.HTTPException) as error:
+                log.error("could not tell the server we leave (%s); it will notice the silence",
+                          error)  # fmt: skip
         self.left.set()
 
     def stop(self) -> None:
@@ -373,6 +380,8 @@ class ClientAgent:
     def sync_now(self, raise_refusal: bool = False) -> bool:
         """Push the full local state; True on success.  A refusal is logged (or raised)."""
         with self._sync_lock:
+            if self._stop.is_set():
+                return False  # stopped or left: the server no longer hears from us
             try:
                 answer = self._put(SYNC_PATH, self._sync_payload())
             except _Refused as refused:

@@ -17,6 +17,7 @@ import pytest
 from conformance.support import Api, wait_for
 
 from datacenter.conftest import Agent, Datacenter, serf_status
+from elect_helpers.devagent.client import ClientAgent
 from elect_helpers.devagent.gossip import DEV_GOSSIP
 from elect_helpers.devagent.hostprocess import ServerAgentProcess
 
@@ -185,6 +186,27 @@ def test_a_client_that_leaves_is_deregistered_at_once_with_every_session(
     assert all(server.session_info(s) is None for s in sessions)
     assert server.get(f"/v1/catalog/service/{uid}").json() == []
     assert member_status(server, host.node) == 3
+
+
+def test_no_anti_entropy_sync_reaches_the_server_after_a_leave(
+    embedded: Datacenter, uid: str
+) -> None:
+    """The window, by construction: a sync that ran after the leave (a check result or a
+    write through the client's API just before it shut down) used to register the node
+    again, and the server then declared it failed (serfHealth critical) instead of left."""
+    client = ClientAgent(join=embedded.server.address, node_name=f"late-{uid}", gossip=DEV_GOSSIP)
+    client.start()
+    try:
+        client.leave()
+        assert client.sync_now() is False
+    finally:
+        client.stop()
+    server = embedded.server.api
+    deadline = time.monotonic() + window_s(members_count(embedded))
+    while time.monotonic() < deadline:  # long enough to be declared failed, had it come back
+        assert member_status(server, client.node_name) == 3
+        assert client.node_name not in {n["Node"] for n in server.get("/v1/catalog/nodes").json()}
+        time.sleep(0.05)
 
 
 def test_joining_through_a_client_works(
