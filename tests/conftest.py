@@ -6,6 +6,8 @@
   test it destroys the sessions, deregisters the services and deletes the keys under
   ``key_prefix`` that appeared during the test, so tests do not leak into each other.
 - ``key_prefix``: a KV prefix unique to the test (``test/<name>-<n>/``).
+- ``make_cluster``: builds :class:`elect_helpers.cluster.Cluster` objects on that agent, each
+  with its own service; all are closed after the test.
 
 Sub-suites (e.g. tests/conformance) may define their own fixtures with other names.
 """
@@ -13,7 +15,8 @@ Sub-suites (e.g. tests/conformance) may define their own fixtures with other nam
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 
 import consul
 import pytest
@@ -72,3 +75,21 @@ def wait_until():
             time.sleep(0.01)
 
     return wait
+
+
+@pytest.fixture
+def make_cluster(dev_agent: object) -> Iterator[Callable[..., object]]:
+    """Build clusters on the test agent, each with its own service; all closed afterwards."""
+    from elect_helpers.cluster import Cluster
+
+    clusters: list[Cluster] = []
+
+    def make(**options: object) -> Cluster:
+        service = f"svc{os.getpid()}-{next(_counter)}"
+        cluster = Cluster(service, address=dev_agent.address, **options)  # type: ignore[attr-defined]
+        clusters.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.close()

@@ -2,22 +2,18 @@
 
 ``go_programs`` builds the Go node programs (``interop/go``, see :mod:`elect_helpers.gonodes`)
 once per session (the test modules skip themselves, with one message, when Go is missing).
-``mixed_cluster`` makes clusters on the shared test agent, each with its own service, all
-closed afterwards.
+``mixed_cluster`` is the shared ``make_cluster`` (clusters on the test agent, each with its own
+service, all closed afterwards) with the Go programs built.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from elect_helpers import gonodes
 from elect_helpers.cluster import Cluster
-
-_services = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +22,8 @@ def go_programs() -> None:
 
 
 @pytest.fixture
-def mixed_cluster(dev_agent: object, go_programs: None) -> Iterator:
-    clusters: list[Cluster] = []
-
-    def make(**options: object) -> Cluster:
-        service = f"mixed{os.getpid()}-{next(_services)}"
-        cluster = Cluster(service, address=dev_agent.address, **options)  # type: ignore[attr-defined]
-        clusters.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in clusters:
-        cluster.close()
+def mixed_cluster(
+    make_cluster: Callable[..., Cluster], go_programs: None
+) -> Callable[..., Cluster]:
+    """``make_cluster`` (tests/conftest.py), once the Go programs are built."""
+    return make_cluster
